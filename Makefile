@@ -1,0 +1,49 @@
+# The README's commands. Each target installs what it needs into a local virtualenv first.
+#   make demo   the embedded pipeline (news world + tiny BART, offline, 2 CPU cores)
+#   make test   the whole test suite (fast tests and the ones marked slow)
+#   make bench  speed/memory benchmarks (ratios against the naive and the peers' way)
+#   make lint   ruff lint + format check
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch; an unpinned torch would pull a multi-GB CUDA build. On a GPU machine:
+#   make install TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
+TORCH ?= torch==2.13.0
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export WANDB_MODE ?= offline
+
+.PHONY: install demo test test-fast bench lint format clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: install
+	$(PY) -m conseq.train stage=pipeline
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not distributed"
+
+bench: install
+	$(PY) scripts/bench.py
+
+lint: install
+	$(VENV)/bin/ruff check conseq tests scripts
+	$(VENV)/bin/ruff format --check conseq tests scripts
+
+format: install
+	$(VENV)/bin/ruff check --fix conseq tests scripts
+	$(VENV)/bin/ruff format conseq tests scripts
+
+clean:
+	rm -rf outputs .pytest_cache

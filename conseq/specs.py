@@ -1,0 +1,90 @@
+"""The artifact graph: what each stage's product is keyed on, in one screen.
+
+Every function returns the (possibly not yet built) artifact of one stage for a config, so a stage finds its
+upstream products without importing another stage, and ``require`` tells the user which command builds a
+missing upstream model. A key hashes only what changes the content (DESIGN §4); knobs that only change how
+fast or how often something is logged are listed in NOT_KEYED.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from conseq.artifacts import Artifact, artifact
+from conseq.config import Config, ModelConfig
+from conseq.data import prepare
+
+# Knobs that never change an artifact's content.
+NOT_KEYED = {"log_every", "save_every", "batch_size_eval", "max_rows", "variants"}
+
+
+def _keyed(obj: Any) -> dict[str, Any]:
+    return {k: v for k, v in asdict(obj).items() if k not in NOT_KEYED}
+
+
+def data(cfg: Config) -> Artifact:
+    return artifact(cfg.paths.root, "data", prepare.summarization_spec(cfg.data))
+
+
+def qa_data(cfg: Config) -> Artifact:
+    return artifact(cfg.paths.root, "qa_data", prepare.qa_spec(cfg.qa_data, _world(cfg)))
+
+
+def _world(cfg: Config) -> dict[str, Any] | None:
+    return asdict(cfg.data.world) if cfg.qa_data.source == "newsworld" else None
+
+
+def tokenizer(cfg: Config, model: ModelConfig) -> Artifact | None:
+    """The from-scratch tokenizer (None for a pretrained model, which brings its own)."""
+    if model.name_or_path:
+        return None
+    return artifact(cfg.paths.root, "tokenizer", prepare.tokenizer_spec(model, data(cfg).key))
+
+
+def base_model(cfg: Config, model: ModelConfig) -> dict[str, Any]:
+    if model.name_or_path:
+        return {"name_or_path": model.name_or_path}
+    return {"scratch": model.scratch_dims(), "tokenizer": tokenizer(cfg, model).key}
+
+
+def mle(cfg: Config) -> Artifact:
+    spec = {
+        "stage": "mle",
+        "data": data(cfg).key,
+        "model": base_model(cfg, cfg.model),
+        "lengths": [cfg.model.max_source_length, cfg.model.max_target_length],
+        "train": _keyed(cfg.stages.mle),
+    }
+    return artifact(cfg.paths.root, "mle", spec)
+
+
+def qagen(cfg: Config) -> Artifact | None:
+    """The QAGen model this config trains (None when ``qagen=`` names an existing checkpoint)."""
+    if cfg.qagen:
+        return None
+    spec = {
+        "stage": "qagen",
+        "qa_data": qa_data(cfg).key,
+        "model": base_model(cfg, cfg.qagen_model),
+        "train": _keyed(cfg.stages.qagen),
+    }
+    return artifact(cfg.paths.root, "qagen", spec)
+
+
+def qagen_location(cfg: Config) -> tuple[str, str]:
+    """(path or hub id, identity for keys) of the QAGen model used for scoring."""
+    if cfg.qagen:
+        return cfg.qagen, cfg.qagen
+    art = qagen(cfg)
+    require(art, "stage=qagen", "QAGen model")
+    return str(art.path), art.key
+
+
+def require(art: Artifact, command: str, what: str) -> Artifact:
+    if not art.done:
+        raise FileNotFoundError(
+            f"the {what} this stage needs is not built yet ({art.path}). Build it with "
+            f"`python -m conseq.train {command}` and the same overrides, or run `stage=pipeline`."
+        )
+    return art

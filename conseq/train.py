@@ -1,0 +1,50 @@
+"""The entry point of every stage: ``python -m conseq.train stage=<name> [overrides…]``.
+
+Hydra composes ``configs/`` (typed by conseq/config.py), the composed tree is converted once into
+dataclasses, and the stage named by ``stage=`` runs. The same command runs under
+``accelerate launch [--config_file configs/accelerate/…] -m conseq.train …``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from conseq.config import Config, register
+
+# stage name → module with a run(cfg) function; imported on use so `stage=partition` never loads torch models.
+STAGES = {
+    "qagen": "conseq.stages.qagen",
+    "mle": "conseq.stages.mle",
+    "generate": "conseq.stages.generate",
+    "score": "conseq.stages.score",
+    "partition": "conseq.stages.partition",
+    "contrastive": "conseq.stages.contrastive",
+    "evaluate": "conseq.stages.evaluate",
+    "pipeline": "conseq.stages.pipeline",
+}
+
+register()
+
+
+def to_config(raw: DictConfig) -> Config:
+    """Resolve interpolations and convert to dataclasses; paths become absolute once, here."""
+    cfg: Config = OmegaConf.to_object(raw)
+    if cfg.stage not in STAGES:
+        raise SystemExit(f"stage={cfg.stage!r} is not a stage; choose one of: {', '.join(STAGES)}")
+    cfg.paths.root = str(Path(cfg.paths.root).expanduser().resolve())
+    return cfg
+
+
+@hydra.main(config_path="../configs", config_name="config", version_base="1.3")
+def main(raw: DictConfig) -> None:
+    cfg = to_config(raw)
+    importlib.import_module(STAGES[cfg.stage]).run(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
