@@ -144,8 +144,6 @@ class QAGenStageConfig(TrainConfig):
     max_target_length: int = 64
     # Held-out passages on which to measure answer-in-passage rate of top-1 generated pairs.
     check_passages: int = 200
-    # conseq ("question<sep>answer") | lmqg ("question: …, answer: …" pairs joined by " | ")
-    qa_format: str = "conseq"
 
 
 @dataclass
@@ -221,6 +219,25 @@ class ContrastiveStageConfig(TrainConfig):
     clamp: float = 1e-20
     # Which partition to train on: quals | rouge.
     partition_scorer: str = "quals"
+    # The named variant this run trains: its overrides (below) apply on top of the knobs above.
+    variant: str = "conseq"
+    # name → knob overrides. evaluate and pipeline refer to models by these names.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def resolved(self, name: str | None = None) -> ContrastiveStageConfig:
+        """This config with the overrides of variant ``name`` (default: ``variant``) applied."""
+        from dataclasses import replace
+
+        name = name or self.variant
+        if name not in self.variants:
+            raise ValueError(f"stages.contrastive.variant={name!r}: choose one of {', '.join(self.variants)}")
+        return replace(self, variant=name, **self.variants[name])
+
+
+@dataclass
+class PipelineStageConfig:
+    # Contrastive variants to train and compare (names from stages.contrastive.variants).
+    variants: list[str] = field(default_factory=lambda: ["conseq", "conseq_novel", "positive_only", "conseq_rouge"])
 
 
 @dataclass
@@ -250,6 +267,7 @@ class StagesConfig:
     partition: PartitionStageConfig = field(default_factory=PartitionStageConfig)
     contrastive: ContrastiveStageConfig = field(default_factory=ContrastiveStageConfig)
     evaluate: EvaluateStageConfig = field(default_factory=EvaluateStageConfig)
+    pipeline: PipelineStageConfig = field(default_factory=PipelineStageConfig)
 
 
 @dataclass

@@ -37,9 +37,7 @@ SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", SEP_TOKEN]
 def train_tokenizer(texts: Iterable[str], *, vocab_size: int, min_frequency: int = 2, model_max_length: int = 512):
     """Train a byte-level BPE tokenizer (GPT-2/BART style) that frames text as ``<s> … </s>`` like BART's."""
     bpe = ByteLevelBPETokenizer(add_prefix_space=False)
-    bpe.train_from_iterator(
-        texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
-    )
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS)
     bpe.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0))
     return PreTrainedTokenizerFast(
         tokenizer_object=bpe,

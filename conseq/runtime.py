@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
@@ -50,7 +51,7 @@ def setup_logging(rank: int = 0, world: int = 1) -> None:
         force=True,
     )
     # Library chatter (weight-loading bars, HTTP retries) drowns the stage's own log.
-    for noisy in ("transformers", "datasets", "urllib3", "httpx", "filelock", "accelerate"):
+    for noisy in ("transformers", "datasets", "urllib3", "httpx", "filelock", "accelerate", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -67,7 +68,11 @@ def start(
 ) -> Runtime:
     if logger not in TRACKERS:
         raise ValueError(f"logger={logger!r}: choose one of {', '.join(TRACKERS)}")
+    # `accelerate launch --multi_gpu` on a machine without GPUs starts N processes but leaves accelerate's CPU
+    # flag unset, so each would run alone; ask for the gloo process group explicitly then.
+    cpu_group = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     accelerator = Accelerator(
+        cpu=cpu_group,
         mixed_precision=mixed_precision,
         gradient_accumulation_steps=grad_accum,
         log_with=None if logger == "none" else logger,
@@ -100,10 +105,12 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def emit_result(stage: str, artifact: str | Path, cache_hit: bool, metrics: dict[str, Any]) -> None:
-    """The contract: a stage's last stdout line is one JSON object. Printed once, by the main process."""
+def emit_result(stage: str, artifact: str | Path, cache_hit: bool, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The contract: a stage's last stdout line is one JSON object. Stages call this on the main process only
+    (or before any process group exists, on a cache hit, where every process prints the same line)."""
     line = {"stage": stage, "artifact": str(artifact), "cache_hit": cache_hit, "metrics": metrics}
     print(json.dumps(line, default=_json_default), flush=True)
+    return line
 
 
 def _json_default(value: Any) -> Any:

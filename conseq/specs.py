@@ -88,3 +88,43 @@ def require(art: Artifact, command: str, what: str) -> Artifact:
             f"`python -m conseq.train {command}` and the same overrides, or run `stage=pipeline`."
         )
     return art
+
+
+def candidates(cfg: Config) -> Artifact:
+    spec = {
+        "stage": "generate",
+        "mle": mle(cfg).key,
+        "data": data(cfg).key,
+        "max_source_length": cfg.model.max_source_length,
+        "generate": asdict(cfg.stages.generate),
+    }
+    return artifact(cfg.paths.root, "candidates", spec)
+
+
+def scores(cfg: Config) -> Artifact:
+    qagen_key = cfg.qagen or qagen(cfg).key
+    quals = {k: v for k, v in asdict(cfg.stages.score.quals).items() if k not in ("batch_size", "max_rows")}
+    spec = {"stage": "score", "candidates": candidates(cfg).key, "qagen": qagen_key, "quals": quals}
+    return artifact(cfg.paths.root, "scores", spec)
+
+
+def partition(cfg: Config, scorer: str | None = None) -> Artifact:
+    p = cfg.stages.partition
+    scorer = scorer or p.scorer
+    upstream = scores(cfg).key if scorer == "quals" else candidates(cfg).key
+    knobs = {k: v for k, v in asdict(p).items() if k not in ("scorer", "examples")}
+    spec = {"stage": "partition", "scorer": scorer, "upstream": upstream, "partition": knobs}
+    return artifact(cfg.paths.root, "partition", spec)
+
+
+def contrastive(cfg: Config, variant: str | None = None) -> Artifact:
+    c = cfg.stages.contrastive.resolved(variant)
+    spec = {
+        "stage": "contrastive",
+        "mle": mle(cfg).key,
+        "partition": partition(cfg, c.partition_scorer).key,
+        "lengths": [cfg.model.max_source_length, cfg.model.max_target_length],
+        # The variant's name is a label only: two names with the same knobs are the same model.
+        "train": {k: v for k, v in _keyed(c).items() if k != "variant"},
+    }
+    return artifact(cfg.paths.root, "contrastive", spec)

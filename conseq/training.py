@@ -60,16 +60,20 @@ def fit(
     eval_fn: EvalFn | None,
     cfg: TrainConfig,
     workdir: Path,
+    train_module: torch.nn.Module | None = None,
 ) -> tuple[torch.nn.Module, FitResult]:
     """Train ``model`` and return the best (or last) weights, unwrapped, plus a summary of the run.
 
     ``batches(epoch)`` returns that epoch's list of example-index batches (length-bucketed, shuffled by epoch
-    seed), so a resumed run sees exactly the batches the killed one would have.
+    seed), so a resumed run sees exactly the batches the killed one would have. ``train_module`` (default:
+    ``model``) is what the loss calls, e.g. an ``EncoderSharingPair`` around ``model``; ``model`` is what is
+    validated and saved.
     """
     acc = runtime.accelerator
     # setup
+    module = train_module or model
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for name, param in module.named_parameters():
         (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -86,7 +90,11 @@ def fit(
         num_warmup_steps=min(cfg.warmup_steps, total_steps) * acc.num_processes,
         num_training_steps=total_steps * acc.num_processes,
     )
-    model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
+    prepared, optimizer, scheduler = acc.prepare(module, optimizer, scheduler)
+
+    def inner() -> torch.nn.Module:
+        unwrapped = acc.unwrap_model(prepared)
+        return unwrapped.seq2seq if isinstance(unwrapped, EncoderSharingPair) else unwrapped
 
     state_dir, best_dir = workdir / "training_state", workdir / "best"
     result = FitResult(steps=0, resumed_from=None)
@@ -120,9 +128,9 @@ def fit(
         nonlocal best_value
         if eval_fn is None:
             return
-        model.eval()
-        metrics = eval_fn(acc.unwrap_model(model))
-        model.train()
+        prepared.eval()
+        metrics = eval_fn(inner())
+        prepared.train()
         metrics["step"] = result.steps
         result.history.append(metrics)
         runtime.log_metrics({f"val/{k}": v for k, v in metrics.items()}, step=result.steps)
@@ -132,11 +140,11 @@ def fit(
         if better:
             best_value, result.best = value, metrics
             if acc.is_main_process:
-                acc.unwrap_model(model).save_pretrained(best_dir)
+                inner().save_pretrained(best_dir)
             acc.wait_for_everyone()
 
     # loop
-    model.train()
+    prepared.train()
     bar = tqdm(total=total_steps, initial=result.steps, desc="train", disable=not acc.is_main_process)
     running: dict[str, float] = {}
     while result.steps < total_steps:
@@ -146,11 +154,11 @@ def fit(
         if batch_in_epoch:
             loader = acc.skip_first_batches(loader, batch_in_epoch)
         for batch in loader:
-            with acc.accumulate(model):
-                loss, logs = loss_fn(model, batch)
+            with acc.accumulate(prepared):
+                loss, logs = loss_fn(prepared, batch)
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.clip_norm:
-                    acc.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+                    acc.clip_grad_norm_(prepared.parameters(), cfg.clip_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
@@ -181,9 +189,14 @@ def fit(
     # save
     validate()
     acc.wait_for_everyone()
-    final = acc.unwrap_model(model)
+    final = inner()
     if best_dir.is_dir() and result.best.get("step") != result.steps:
-        log.info("keeping the best checkpoint (step %s, %s=%.4g)", result.best["step"], cfg.select_metric, best_value)
+        log.info(
+            "keeping the best checkpoint (step %s, %s=%.4g)",
+            result.best["step"],
+            cfg.select_metric,
+            best_value,
+        )
         final = type(final).from_pretrained(best_dir).to(acc.device)
     if acc.is_main_process:
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -195,7 +208,11 @@ def seq2seq_forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], labe
     """Teacher-forced decoder logits for ``batch[labels_key]`` (decoder inputs = labels shifted right)."""
     labels = batch[labels_key]
     decoder_input_ids = _unwrap(model).prepare_decoder_input_ids_from_labels(labels=labels)
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=decoder_input_ids)
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        decoder_input_ids=decoder_input_ids,
+    )
     return out.logits
 
 
@@ -219,11 +236,36 @@ def validation_nll(
     order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
     with acc.split_between_processes(order) as mine, torch.inference_mode():
         for start in range(0, len(mine), batch_size):
-            batch = {k: v.to(acc.device) for k, v in collate([examples[i] for i in mine[start : start + batch_size]]).items()}
+            batch = {
+                k: v.to(acc.device) for k, v in collate([examples[i] for i in mine[start : start + batch_size]]).items()
+            }
             _, nll_sum, n_tokens = label_smoothed_nll(seq2seq_forward(model, batch), batch["labels"], 0.0)
             totals += torch.stack([nll_sum.double(), n_tokens.double()])
     totals = acc.reduce(totals, reduction="sum")
     return (totals[0] / totals[1].clamp(min=1)).item()
+
+
+class EncoderSharingPair(torch.nn.Module):
+    """(x, y+, y−) in one forward: the encoder runs once per document and both decoder passes attend to its
+    output. One module call per step keeps DDP's gradient hooks correct (two calls through a DDP wrapper before
+    one backward are not supported)."""
+
+    def __init__(self, seq2seq: torch.nn.Module):
+        super().__init__()
+        self.seq2seq = seq2seq
+
+    def forward(self, input_ids, attention_mask, labels, neg_labels):
+        encoder_outputs = self.seq2seq.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+        logits = []
+        for target in (labels, neg_labels):
+            decoder_input_ids = self.seq2seq.prepare_decoder_input_ids_from_labels(labels=target)
+            out = self.seq2seq(
+                encoder_outputs=encoder_outputs,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids,
+            )
+            logits.append(out.logits)
+        return logits[0], logits[1]
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

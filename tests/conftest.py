@@ -52,3 +52,18 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def run_stage(root: Path, *overrides: str, check: bool = True, timeout: int = 600, env: dict | None = None):
+    """Run the real entry point in a subprocess; return (last stdout line as JSON or None, CompletedProcess)."""
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "conseq.train", *overrides, f"paths.root={root}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    result = json.loads(lines[-1]) if lines and proc.returncode == 0 else None
+    return result, proc

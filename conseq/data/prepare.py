@@ -138,9 +138,7 @@ def qa_spec(cfg: QADataConfig, world: dict[str, Any] | None) -> dict[str, Any]:
         if not cfg.train_file:
             raise ValueError("qa_data=squad_files needs qa_data.train_file")
         spec["files"] = {
-            s: _file_fingerprint(p)
-            for s, p in (("train", cfg.train_file), ("validation", cfg.validation_file))
-            if p
+            s: _file_fingerprint(p) for s, p in (("train", cfg.train_file), ("validation", cfg.validation_file)) if p
         }
     else:
         raise ValueError(f"qa_data.source={cfg.source!r}: choose newsworld, hub or files")
@@ -213,9 +211,7 @@ def build_tokenizer(art: Artifact, data_art: Artifact, model_cfg: ModelConfig, *
         return art
     rows = read_split(data_art, "train")
     texts = [r["document"] for r in rows] + [r["summary"] for r in rows]
-    tokenizer = train_tokenizer(
-        texts, vocab_size=model_cfg.vocab_size, model_max_length=model_cfg.max_source_length
-    )
+    tokenizer = train_tokenizer(texts, vocab_size=model_cfg.vocab_size, model_max_length=model_cfg.max_source_length)
     out = art.start(force=force)
     tokenizer.save_pretrained(out)
     art.finish({"vocab_size": len(tokenizer), "trained_on_texts": len(texts)})

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 
+from accelerate.utils import gather_object
+
 from conseq import modeling, runtime, specs, training
 from conseq.artifacts import run_dir
 from conseq.config import Config
@@ -22,13 +24,12 @@ from conseq.metrics import rouge_scores
 log = logging.getLogger(__name__)
 
 
-def run(cfg: Config) -> None:
+def run(cfg: Config) -> dict | None:
     # setup
     s = cfg.stages.mle
     art = specs.mle(cfg)
     if art.done and not cfg.force:
-        runtime.emit_result("mle", art.path, True, art.metrics())
-        return
+        return runtime.emit_result("mle", art.path, True, art.metrics())
     rt = runtime.start(
         run_dir=run_dir(cfg.paths.root, f"mle-{art.key}"),
         seed=s.seed,
@@ -66,7 +67,11 @@ def run(cfg: Config) -> None:
 
     def batches(epoch: int) -> list[list[int]]:
         return batching.length_buckets(
-            source_lengths, max_tokens=s.max_tokens, batch_size=s.batch_size, shuffle=True, seed=s.seed + epoch
+            source_lengths,
+            max_tokens=s.max_tokens,
+            batch_size=s.batch_size,
+            shuffle=True,
+            seed=s.seed + epoch,
         )
 
     def collate(items):
@@ -87,7 +92,7 @@ def run(cfg: Config) -> None:
                     num_beams=s.eval_num_beams,
                     max_new_tokens=s.eval_max_new_tokens,
                 )
-            predictions = [o[0] for o in acc.gather_object(outputs)][: len(samples)]
+            predictions = [o[0] for o in gather_object(outputs)][: len(samples)]
             metrics.update(rouge_scores(predictions, [r["summary"] for r in samples]))
         return metrics
 
@@ -115,10 +120,12 @@ def run(cfg: Config) -> None:
         **{f"train_{k}": v for k, v in result.last_train.items()},
         **{f"val_{k}": v for k, v in result.best.items()},
     }
+    result = None
     if acc.is_main_process:
         model.save_pretrained(art.partial)
         tokenizer.save_pretrained(art.partial)
         art.finish(metrics)
-        runtime.emit_result("mle", art.path, False, metrics)
+        result = runtime.emit_result("mle", art.path, False, metrics)
     acc.wait_for_everyone()
     rt.close()
+    return result

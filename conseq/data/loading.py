@@ -1,0 +1,513 @@
+"""Load summarization and SQuAD-style QA data from local files or the hub, validated row by row.
+
+Every problem is reported with the file (or hub id and split), the row and the field, so that a user can fix
+the input. Bad rows are skipped and counted (``on_bad_row="skip"``, the default) or stop the load at the first
+one (``on_bad_row="error"``). Rows are addressed as ``line N`` (1-based) in text files (.jsonl, JSON lines in
+.json, .csv) and as ``row index i`` (0-based, as ``dataset[i]``) in JSON arrays, parquet and hub datasets.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ON_BAD_ROW = ("skip", "error")
+SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
+# How many offending rows the one warning (and LoadStats.first_skips) names.
+_FIRST_SKIPS = 5
+# SQuAD v2 is a third unanswerable by design: those rows are counted, never errors and never warned about.
+UNANSWERABLE = "unanswerable"
+# UTF-8, ignoring a byte-order mark: spreadsheet exports write one, which would rename the first column.
+_ENCODING = "utf-8-sig"
+
+
+class BadInputError(ValueError):
+    """Unusable input data; the message names the file (or hub id and split), the row and the field."""
+
+
+@dataclass
+class LoadStats:
+    """What a load read, kept and skipped; ``skipped_by_reason`` keys are stable names usable as metrics."""
+
+    rows_read: int = 0
+    rows_kept: int = 0
+    rows_skipped: int = 0
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    first_skips: list[str] = field(default_factory=list)
+
+
+class _BadRow(Exception):
+    """Raised inside the loaders for one unusable row; the policy (skip or error) is applied by _Policy."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class _Record:
+    index: int  # 0-based position of the row in the input, for generated ids
+    where: str  # "line 7" / "row index 3" / "data[0].paragraphs[1].qas[2]"
+    value: Any  # the parsed row, or a _BadRow when the row could not even be parsed
+
+
+class _Policy:
+    """Applies on_bad_row to rows found bad, counts skips and writes the single summary warning."""
+
+    def __init__(self, source: str, on_bad_row: str):
+        self.source = source
+        self.on_bad_row = on_bad_row
+        self.stats = LoadStats()
+
+    def skip(self, where: str, bad: _BadRow) -> None:
+        message = f"{self.source} {where}: {bad.detail}"
+        if bad.reason != UNANSWERABLE:
+            if self.on_bad_row == "error":
+                raise BadInputError(message)
+            if len(self.stats.first_skips) < _FIRST_SKIPS:
+                self.stats.first_skips.append(message)
+        self.stats.rows_skipped += 1
+        self.stats.skipped_by_reason[bad.reason] = self.stats.skipped_by_reason.get(bad.reason, 0) + 1
+
+    def finish(self) -> LoadStats:
+        stats = self.stats
+        n_bad = stats.rows_skipped - stats.skipped_by_reason.get(UNANSWERABLE, 0)
+        if n_bad:
+            log.warning(
+                "%s: skipped %d of %d rows %s; first: %s",
+                self.source,
+                n_bad,
+                stats.rows_read,
+                {k: v for k, v in stats.skipped_by_reason.items() if k != UNANSWERABLE},
+                " | ".join(stats.first_skips),
+            )
+        if stats.skipped_by_reason.get(UNANSWERABLE):
+            log.info(
+                "%s: %d unanswerable questions skipped", self.source, stats.skipped_by_reason[UNANSWERABLE]
+            )
+        if stats.rows_kept == 0:
+            raise BadInputError(
+                f"no usable rows in {self.source} (read {stats.rows_read}, skipped {stats.skipped_by_reason})"
+                + (f"; first: {' | '.join(stats.first_skips)}" if stats.first_skips else "")
+            )
+        return stats
+
+
+# ------------------------------------------------------------------------------------ reading rows
+
+
+def _check_source(path: str | None, hub_id: str | None, on_bad_row: str) -> None:
+    if on_bad_row not in ON_BAD_ROW:
+        raise ValueError(f"on_bad_row must be one of {ON_BAD_ROW}, got {on_bad_row!r}")
+    if (path is None) == (hub_id is None):
+        raise ValueError("give exactly one of path= (a local file) or hub_id= (a hub dataset)")
+
+
+def _hub_label(hub_id: str, hub_config: str | None, split: str) -> str:
+    return f"hub dataset {hub_id}" + (f" ({hub_config})" if hub_config else "") + f" split {split}"
+
+
+def _read_records(path: str | None, hub_id: str | None, hub_config: str | None, split: str):
+    """Return (source label, iterator of _Record) for a local file or a hub dataset."""
+    if hub_id is not None:
+        label = _hub_label(hub_id, hub_config, split)
+        return label, _hub_records(hub_id, hub_config, split, label)
+    file = Path(path)
+    if not file.is_file():
+        raise BadInputError(f"{path}: file not found" if not file.exists() else f"{path}: not a file")
+    suffix = file.suffix.lower()
+    readers = {
+        ".jsonl": _jsonl_records,
+        ".json": _json_records,
+        ".csv": _csv_records,
+        ".parquet": _parquet_records,
+    }
+    if suffix not in readers:
+        raise BadInputError(
+            f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(SUFFIXES)})"
+        )
+    return str(path), _guard_io(readers[suffix](file), str(path))
+
+
+def _guard_io(records: Iterator[_Record], label: str) -> Iterator[_Record]:
+    """Turn I/O and decoding failures in the middle of a file into BadInputError naming the file."""
+    try:
+        yield from records
+    except UnicodeDecodeError as e:
+        raise BadInputError(f"{label}: not valid UTF-8 text ({e.reason} at byte {e.start})") from e
+    except OSError as e:
+        raise BadInputError(f"{label}: cannot read ({e})") from e
+
+
+def _jsonl_lines(lines: Iterator[str], first_lineno: int = 1) -> Iterator[_Record]:
+    index = 0
+    for lineno, line in enumerate(lines, first_lineno):
+        if not line.strip():  # blank lines (e.g. a trailing newline) are not rows
+            continue
+        where = f"line {lineno}"
+        try:
+            value: Any = json.loads(line)
+        except json.JSONDecodeError as e:
+            value = _BadRow("invalid_json", f"invalid JSON ({e.msg} at column {e.colno})")
+        else:
+            if not isinstance(value, dict):
+                value = _BadRow("malformed_row", f"expected a JSON object, got {type(value).__name__}")
+        yield _Record(index, where, value)
+        index += 1
+
+
+def _jsonl_records(file: Path) -> Iterator[_Record]:
+    # Read line by line ourselves (not via datasets) so that a broken line is reported by its number.
+    with open(file, encoding=_ENCODING) as f:
+        yield from _jsonl_lines(f)
+
+
+def _json_records(file: Path) -> Iterator[_Record]:
+    """A .json file is a JSON array of rows, an object {"data": [rows]} (SQuAD / HF export), or JSON lines."""
+    text = file.read_text(encoding=_ENCODING)
+    head = text.lstrip()[:1]
+    if head == "[":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise BadInputError(f"{file} line {e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from e
+        yield from _array_records(data, "row index {}")
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        # Not one JSON document: read it as JSON lines, which reports each broken line by its number. Split on
+        # "\n" only: str.splitlines() also splits on U+2028, which XSum text holds inside JSON strings.
+        yield from _jsonl_lines(iter(text.split("\n")))
+        return
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        yield from _array_records(data["data"], "data[{}]")
+    elif isinstance(data, dict):  # a JSON-lines file that holds a single row
+        yield _Record(0, "line 1", data)
+    else:
+        raise BadInputError(
+            f"{file}: expected JSON rows (array, JSON lines or {{'data': [...]}}), got {type(data)}"
+        )
+
+
+def _array_records(items: list, where: str) -> Iterator[_Record]:
+    for i, item in enumerate(items):
+        value = (
+            item
+            if isinstance(item, dict)
+            else _BadRow("malformed_row", f"expected an object, got {item!r:.40}")
+        )
+        yield _Record(i, where.format(i), value)
+
+
+def _csv_records(file: Path) -> Iterator[_Record]:
+    # News documents exceed the csv module's default 128 KiB field limit.
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with open(file, encoding=_ENCODING, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            raise BadInputError(f"{file}: empty CSV file (no header line)")
+        end_of_previous, index = reader.line_num, 0
+        for cells in reader:
+            # A quoted field may span lines: report the line the row starts on.
+            where = f"line {end_of_previous + 1}"
+            end_of_previous = reader.line_num
+            if not cells:  # blank line
+                continue
+            if len(cells) > len(header):
+                value: Any = _BadRow("malformed_row", f"{len(cells)} cells for {len(header)} columns")
+            else:
+                # Missing trailing cells read as null, like a null in JSON.
+                value = dict(zip(header, cells + [None] * (len(header) - len(cells)), strict=True))
+            yield _Record(index, where, value)
+            index += 1
+
+
+def _parquet_records(file: Path) -> Iterator[_Record]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(file)
+    except (pa.ArrowException, OSError) as e:
+        raise BadInputError(f"{file}: not a readable parquet file ({e})") from e
+    index = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                yield _Record(index, f"row index {index}", row)
+                index += 1
+    except pa.ArrowException as e:
+        raise BadInputError(f"{file} after row index {index - 1}: cannot read ({e})") from e
+
+
+def _hub_records(hub_id: str, hub_config: str | None, split: str, label: str) -> Iterator[_Record]:
+    import datasets
+
+    try:
+        dataset = datasets.load_dataset(hub_id, hub_config, split=split)
+    except Exception as e:  # network, unknown id/config/split: all mean "cannot read this input"
+        raise BadInputError(f"cannot load {label}: {type(e).__name__}: {e}") from e
+    for index, row in enumerate(dataset):
+        yield _Record(index, f"row index {index}", row)
+
+
+# ------------------------------------------------------------------------------------ field checks
+
+
+def _text(row: dict, column: str, name: str | None = None) -> str:
+    """The non-empty string in row[column]; ``name`` is how the field is named in messages."""
+    name = name or column
+    if column not in row:
+        raise _BadRow(
+            "missing_column", f"missing column '{column}' (columns present: {', '.join(map(str, row))})"
+        )
+    value = row[column]
+    if value is None:
+        raise _BadRow("null_field", f"field '{name}' is null")
+    if not isinstance(value, str):
+        raise _BadRow("non_string_field", f"field '{name}' is {type(value).__name__}, expected a string")
+    if not value.strip():
+        raise _BadRow("empty_field", f"field '{name}' is empty")
+    return value
+
+
+def _row_id(row: dict, id_column: str | None, split: str, index: int) -> str:
+    if id_column is None or id_column not in row:
+        return f"{split}-{index}"
+    value = row[id_column]
+    if value is None:
+        raise _BadRow("null_field", f"field '{id_column}' (id) is null")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _BadRow("non_string_field", f"field '{id_column}' (id) is {type(value).__name__}")
+    if isinstance(value, str) and not value.strip():
+        raise _BadRow("empty_field", f"field '{id_column}' (id) is empty")
+    return str(value)
+
+
+def _check_unique(row_id: str, seen: set[str], id_column: str | None) -> None:
+    if row_id in seen:
+        raise _BadRow("duplicate_id", f"duplicate id {row_id!r} in field '{id_column or 'id'}'")
+    seen.add(row_id)
+
+
+# ----------------------------------------------------------------------------------- summarization
+
+
+def load_summarization(
+    *,
+    split: str,
+    path: str | None = None,
+    hub_id: str | None = None,
+    hub_config: str | None = None,
+    document_column: str = "document",
+    summary_column: str = "summary",
+    id_column: str | None = "id",
+    on_bad_row: str = "skip",
+    max_rows: int | None = None,
+) -> tuple[list[dict], LoadStats]:
+    """Load (document, summary) rows from a local .json/.jsonl/.csv/.parquet file or a hub dataset.
+
+    Returns rows ``{"id", "document", "summary", ...}``: every other input field is kept as it is. Without an
+    id column, ids are ``f"{split}-{i}"`` with i the 0-based position of the row in the input, so ids do not
+    depend on which rows were skipped. ``max_rows`` stops once that many usable rows are kept.
+
+    Raises BadInputError for an unreadable input, for the first bad row with ``on_bad_row="error"``, and when
+    no row is usable.
+    """
+    _check_source(path, hub_id, on_bad_row)
+    label, records = _read_records(path, hub_id, hub_config, split)
+    policy = _Policy(label, on_bad_row)
+    rows: list[dict] = []
+    seen: set[str] = set()
+    renamed = {document_column, summary_column} | ({id_column} if id_column else set())
+    for record in records:
+        if max_rows is not None and len(rows) >= max_rows:
+            break
+        policy.stats.rows_read += 1
+        try:
+            if isinstance(record.value, _BadRow):
+                raise record.value
+            raw = record.value
+            document = _text(raw, document_column)
+            summary = _text(raw, summary_column)
+            row_id = _row_id(raw, id_column, split, record.index)
+            _check_unique(row_id, seen, id_column)
+        except _BadRow as bad:
+            policy.skip(record.where, bad)
+            continue
+        extra = {k: v for k, v in raw.items() if k not in renamed}
+        rows.append({**extra, "id": row_id, "document": document, "summary": summary})
+    policy.stats.rows_kept = len(rows)
+    return rows, policy.finish()
+
+
+# ------------------------------------------------------------------------------------------- SQuAD
+
+
+def _expand_squad(records: Iterator[_Record]) -> Iterator[_Record]:
+    """Flatten official SQuAD articles ({"title", "paragraphs": [{"context", "qas"}]}) into one record per
+    question; flat rows pass through. Indices are renumbered over questions, for generated ids."""
+    index = 0
+    for record in records:
+        article = record.value
+        if not (isinstance(article, dict) and "paragraphs" in article):
+            yield _Record(index, record.where, record.value)
+            index += 1
+            continue
+        paragraphs = article["paragraphs"]
+        if not isinstance(paragraphs, list):
+            yield _Record(index, record.where, _BadRow("malformed_row", "field 'paragraphs' is not a list"))
+            index += 1
+            continue
+        for j, paragraph in enumerate(paragraphs):
+            where = f"{record.where}.paragraphs[{j}]"
+            if not isinstance(paragraph, dict) or not isinstance(paragraph.get("qas"), list):
+                yield _Record(index, where, _BadRow("malformed_row", "expected {'context', 'qas': [...]}"))
+                index += 1
+                continue
+            for k, qa in enumerate(paragraph["qas"]):
+                if isinstance(qa, dict):
+                    value = {**qa, **({"context": paragraph["context"]} if "context" in paragraph else {})}
+                else:
+                    value = _BadRow("malformed_row", f"expected a question object, got {qa!r:.40}")
+                yield _Record(index, f"{where}.qas[{k}]", value)
+                index += 1
+
+
+def _answers(raw: dict) -> list[tuple[str, int | None]]:
+    """(text, answer_start) pairs from either layout: official [{"text", "answer_start"}] or HF
+    {"text": [...], "answer_start": [...]}."""
+    if "answers" not in raw:
+        raise _BadRow(
+            "missing_column", f"missing column 'answers' (columns present: {', '.join(map(str, raw))})"
+        )
+    answers = raw["answers"]
+    if answers is None:
+        return []
+    if isinstance(answers, dict):
+        texts, starts = answers.get("text"), answers.get("answer_start")
+        if not isinstance(texts, list) or not (starts is None or isinstance(starts, list)):
+            raise _BadRow("malformed_row", "field 'answers' must hold lists 'text' and 'answer_start'")
+        if starts is None:
+            starts = [None] * len(texts)
+        if len(starts) != len(texts):
+            raise _BadRow("malformed_row", f"field 'answers' has {len(texts)} texts but {len(starts)} starts")
+        return list(zip(texts, starts, strict=True))
+    if isinstance(answers, list):
+        pairs = []
+        for k, answer in enumerate(answers):
+            if not isinstance(answer, dict) or "text" not in answer:
+                raise _BadRow("malformed_row", f"field 'answers[{k}]' must be an object with 'text'")
+            pairs.append((answer["text"], answer.get("answer_start")))
+        return pairs
+    raise _BadRow(
+        "malformed_row", f"field 'answers' is {type(answers).__name__}, expected a list or an object"
+    )
+
+
+def _locate(context: str, text: str, start: Any, k: int) -> int:
+    """The answer's offset: the given one if it points at the text, else the occurrence nearest to it."""
+    if isinstance(start, int) and not isinstance(start, bool) and context[start : start + len(text)] == text:
+        return start
+    hits, at = [], context.find(text)
+    while at != -1:
+        hits.append(at)
+        at = context.find(text, at + 1)
+    if not hits:
+        raise _BadRow("bad_answer", f"field 'answers' text[{k}] {text[:60]!r} does not occur in the context")
+    near = start if isinstance(start, int) and not isinstance(start, bool) else 0
+    return min(hits, key=lambda h: abs(h - near))
+
+
+def _squad_row(raw: dict, split: str, index: int) -> dict:
+    row_id = _row_id(raw, "id", split, index)
+    question = _text(raw, "question")
+    context = _text(raw, "context")
+    if raw.get("is_impossible") is True:
+        raise _BadRow(UNANSWERABLE, "unanswerable question (is_impossible)")
+    pairs = _answers(raw)
+    if not pairs:
+        raise _BadRow(UNANSWERABLE, "unanswerable question (no answers)")
+    texts, starts = [], []
+    for k, (text, start) in enumerate(pairs):
+        if not isinstance(text, str) or not text.strip():
+            raise _BadRow("empty_field", f"field 'answers' text[{k}] is empty or not a string")
+        texts.append(text)
+        starts.append(_locate(context, text, start, k))
+    return {
+        "id": row_id,
+        "context": context,
+        "question": question,
+        "answers": {"text": texts, "answer_start": starts},
+    }
+
+
+def load_squad(
+    *,
+    split: str,
+    path: str | None = None,
+    hub_id: str | None = None,
+    hub_config: str | None = None,
+    on_bad_row: str = "skip",
+    max_rows: int | None = None,
+) -> tuple[list[dict], LoadStats]:
+    """Load extractive QA rows: official SQuAD v1.1/v2.0 JSON, flat ``{"data": [rows]}`` JSON, HF-layout
+    jsonl/parquet, or a hub dataset such as ``"squad"``.
+
+    Returns rows ``{"id", "context", "question", "answers": {"text": [...], "answer_start": [...]}}``.
+    Unanswerable questions (no answers, or ``is_impossible``) are skipped and counted under ``"unanswerable"``
+    under either on_bad_row policy. An answer offset that does not point at its text is moved to the nearest
+    occurrence of the text; an answer absent from the context makes the row bad.
+    """
+    _check_source(path, hub_id, on_bad_row)
+    label, records = _read_records(path, hub_id, hub_config, split)
+    policy = _Policy(label, on_bad_row)
+    rows: list[dict] = []
+    seen: set[str] = set()
+    for record in _expand_squad(records):
+        if max_rows is not None and len(rows) >= max_rows:
+            break
+        policy.stats.rows_read += 1
+        try:
+            if isinstance(record.value, _BadRow):
+                raise record.value
+            row = _squad_row(record.value, split, record.index)
+            _check_unique(row["id"], seen, "id")
+        except _BadRow as bad:
+            policy.skip(record.where, bad)
+            continue
+        rows.append(row)
+    policy.stats.rows_kept = len(rows)
+    return rows, policy.finish()
+
+
+def qa_examples(rows: list[dict]) -> list[dict]:
+    """One QAGen training example per distinct answer text of each question, as the original's data recipe.
+
+    Returns ``{"id", "context", "question", "answer"}``; the first answer keeps the row's id, further distinct
+    answers get ``f"{id}-{k}"``. Questions are stripped (as the original did); answers are kept verbatim.
+    """
+    examples = []
+    for row in rows:
+        distinct = list(dict.fromkeys(row["answers"]["text"]))  # ordered set: exact-string distinctness
+        for k, answer in enumerate(distinct):
+            examples.append(
+                {
+                    "id": row["id"] if k == 0 else f"{row['id']}-{k}",
+                    "context": row["context"],
+                    "question": row["question"].strip(),
+                    "answer": answer,
+                }
+            )
+    return examples

@@ -1,0 +1,256 @@
+"""stage=evaluate: compare checkpoints on one split with ROUGE, QUALS, entity metrics and (news world) the oracle.
+
+    python -m conseq.train stage=evaluate                                      # this config's MLE model
+    python -m conseq.train stage=evaluate 'stages.evaluate.models=[mle,conseq,conseq_novel]'
+    python -m conseq.train stage=evaluate 'stages.evaluate.models=[/path/to/model,facebook/bart-large-xsum]'
+
+Each model's evaluation is its own cached artifact (predictions jsonl + metrics), so adding a model to the list
+re-uses the others; the comparison artifact holds metrics.json ``{"models": {name: {…}}}`` and table.md, and
+the table is printed on stderr. The references themselves are scored as a row too (their QUALS, and on the news
+world their oracle rate, which is the noise rate, and how well QUALS separates noisy from clean references).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.utils import gather_object
+
+from conseq import runtime, specs
+from conseq.artifacts import Artifact, artifact, run_dir, write_jsonl
+from conseq.config import Config
+from conseq.data import batching, prepare
+from conseq.decoding import generate_texts
+from conseq.metrics import entity_metrics, load_ner, oracle_rates, roc_auc, rouge_scores
+from conseq.training import validation_nll
+
+log = logging.getLogger(__name__)
+
+REFERENCE = "reference"
+# Columns of the comparison table, in order (missing values print as "–").
+TABLE = [
+    ("rouge1", "R1", 2),
+    ("rouge2", "R2", 2),
+    ("rougeL", "RL", 2),
+    ("hallucination_rate", "halluc.", 3),
+    ("extrinsic_rate", "extr.", 3),
+    ("intrinsic_rate", "intr.", 3),
+    ("unreadable_rate", "unread.", 3),
+    ("sampled_hallucination_rate", "halluc. (top-k)", 3),
+    ("quals", "QUALS", 3),
+    ("quals_null", "QUALS null", 0),
+    ("quals_auc_noisy_refs", "QUALS AUC", 3),
+    ("val_nll", "val NLL", 3),
+    ("prec_s", "prec_s", 3),
+    ("prec_t", "prec_t", 3),
+    ("recall_t", "recall_t", 3),
+    ("f1_t", "F1_t", 3),
+]
+
+
+def run(cfg: Config) -> dict | None:
+    # setup
+    s = cfg.stages.evaluate
+    names = list(s.models) or ["mle"]
+    rt = runtime.start(run_dir=run_dir(cfg.paths.root, "evaluate"), seed=cfg.seed, logger="none")
+    acc = rt.accelerator
+    with acc.main_process_first():
+        data_art = prepare.build_summarization(specs.data(cfg), cfg.data)
+    rows = prepare.read_split(data_art, s.split)[: s.max_rows]
+    with_oracle = cfg.data.source == "newsworld"
+    qagen = specs.qagen_location(cfg) if s.quals else None
+    settings = {
+        "data": data_art.key,
+        "split": s.split,
+        "rows": len(rows),
+        "decoding": [s.num_beams, s.min_new_tokens, s.max_new_tokens, s.sample_top_k],
+        "quals": qagen and [qagen[1], asdict(cfg.stages.score.quals)],
+        "ner": s.entities and s.ner_model,
+        "lengths": [cfg.model.max_source_length, cfg.model.max_target_length],
+    }
+
+    # one cached evaluation per model
+    results: dict[str, dict[str, Any]] = {}
+    cache_hits = []
+    for name in [REFERENCE, *names]:
+        location, identity = (None, REFERENCE) if name == REFERENCE else resolve(cfg, name)
+        art = artifact(cfg.paths.root, "eval_model", {"model": identity, **settings})
+        cache_hits.append(art.done and not cfg.force)
+        if not cache_hits[-1]:
+            evaluate_one(cfg, rt, art, location, rows, with_oracle, qagen)
+        results[name] = art.metrics()
+
+    # comparison
+    final = artifact(cfg.paths.root, "evaluate", {"models": {n: m.get("artifact_key") for n, m in results.items()}})
+    table = markdown_table(results)
+    result = None
+    if acc.is_main_process:
+        if not final.done or cfg.force:
+            out = final.start(force=True)
+            (out / "table.md").write_text(table + "\n")
+            final.finish({"models": results})
+        log.info("comparison on %s (%d rows):\n%s", s.split, len(rows), table)
+        result = runtime.emit_result("evaluate", final.path, all(cache_hits), {"models": results})
+    acc.wait_for_everyone()
+    return result
+
+
+def resolve(cfg: Config, name: str) -> tuple[str, str]:
+    """A model name of this config (mle, or a contrastive variant) → (folder, cache identity); else a path/hub id."""
+    if name == "mle":
+        art = specs.require(specs.mle(cfg), "stage=mle", "MLE model")
+        return str(art.path), art.key
+    variants = cfg.stages.contrastive.variants
+    if name in variants:
+        art = specs.require(
+            specs.contrastive(cfg, name),
+            f"stage=contrastive stages.contrastive.variant={name}",
+            f"{name} model",
+        )
+        return str(art.path), art.key
+    if Path(name).exists() or "/" in name:
+        return name, str(Path(name).resolve()) if Path(name).exists() else name
+    raise ValueError(
+        f"stages.evaluate.models: {name!r} is neither mle, a contrastive variant ({', '.join(variants)}), "
+        "a folder nor a hub id"
+    )
+
+
+def evaluate_one(cfg, rt, art: Artifact, location: str | None, rows, with_oracle: bool, qagen) -> None:
+    """Decode (beam + one top-k sample) on each process's share, then score everything on the main process."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    s, acc = cfg.stages.evaluate, rt.accelerator
+    documents = [r["document"] for r in rows]
+    references = [r["summary"] for r in rows]
+    metrics: dict[str, Any] = {"artifact_key": art.key, "rows": len(rows)}
+    if location is None:
+        predictions, samples = references, []
+    else:
+        model = AutoModelForSeq2SeqLM.from_pretrained(location).to(acc.device)
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        decode = dict(
+            max_source_length=cfg.model.max_source_length,
+            batch_size=s.batch_size,
+            min_new_tokens=s.min_new_tokens,
+            max_new_tokens=s.max_new_tokens,
+        )
+        with acc.split_between_processes(list(range(len(rows)))) as mine:
+            texts = [documents[i] for i in mine]
+            beam = [o[0] for o in generate_texts(model, tokenizer, texts, num_beams=s.num_beams, **decode)]
+            sampled = []
+            if s.sample_top_k:
+                sampled = [
+                    o[0]
+                    for o in generate_texts(
+                        model,
+                        tokenizer,
+                        texts,
+                        do_sample=True,
+                        top_k=s.sample_top_k,
+                        seed=cfg.seed + acc.process_index,
+                        **decode,
+                    )
+                ]
+        predictions = gather_object(beam)[: len(rows)]
+        samples = gather_object(sampled)[: len(rows)] if s.sample_top_k else []
+        val_rows = prepare.read_split(prepare_data(cfg), "validation")
+        val = batching.encode_pairs(
+            tokenizer,
+            [r["document"] for r in val_rows],
+            [r["summary"] for r in val_rows],
+            max_source_length=cfg.model.max_source_length,
+            max_target_length=cfg.model.max_target_length,
+        )
+        examples = list(zip(val.input_ids, val.labels, strict=True))
+        metrics["val_nll"] = validation_nll(
+            model,
+            rt,
+            examples,
+            lambda items: batching.collate([x for x, _ in items], [y for _, y in items], tokenizer.pad_token_id),
+            s.batch_size,
+        )
+        del model
+    if not acc.is_main_process:
+        acc.wait_for_everyone()
+        return
+
+    out = art.start(force=True)
+    records = [
+        {"id": r["id"], "reference": r["summary"], "prediction": p} for r, p in zip(rows, predictions, strict=True)
+    ]
+    for record, sample in zip(records, samples, strict=False):
+        record["sample"] = sample
+    metrics.update(rouge_scores(predictions, references))
+    if with_oracle:
+        from conseq.data.newsworld import check_summary
+
+        verdicts = [check_summary(r, p) for r, p in zip(rows, predictions, strict=True)]
+        metrics.update(oracle_rates(verdicts))
+        for record, verdict in zip(records, verdicts, strict=True):
+            record["oracle"] = {
+                "extrinsic": verdict.extrinsic,
+                "intrinsic": verdict.intrinsic,
+                "readable": verdict.readable,
+            }
+        if samples:
+            sampled_verdicts = [check_summary(r, p) for r, p in zip(rows, samples, strict=True)]
+            metrics["sampled_hallucination_rate"] = oracle_rates(sampled_verdicts)["hallucination_rate"]
+    if qagen:
+        metrics.update(
+            quals_metrics(cfg, qagen[0], documents, predictions, records, rows if location is None else None)
+        )
+    if s.entities:
+        metrics.update(entity_metrics(predictions, documents, references, load_ner(s.ner_model)))
+    write_jsonl(out / "predictions.jsonl", records)
+    art.finish(metrics)
+    acc.wait_for_everyone()
+
+
+def prepare_data(cfg: Config) -> Artifact:
+    return prepare.build_summarization(specs.data(cfg), cfg.data)
+
+
+def quals_metrics(cfg, qagen_path: str, documents, summaries, records, reference_rows) -> dict[str, Any]:
+    from conseq.quals.scorer import QualsScorer
+
+    q = cfg.stages.score.quals
+    scorer = QualsScorer.from_pretrained(qagen_path, **asdict(q))
+    results = scorer.score(documents, summaries, return_qa_pairs=False, progress=True)
+    values = [r.quals for r in results]
+    for record, value in zip(records, values, strict=True):
+        record["quals"] = value
+    kept = [v for v in values if v is not None]
+    metrics: dict[str, Any] = {
+        "quals": sum(kept) / len(kept) if kept else None,
+        "quals_null": len(values) - len(kept),
+    }
+    if reference_rows and "injected" in reference_rows[0]:
+        pairs = [(r["injected"] is not None, v) for r, v in zip(reference_rows, values, strict=True) if v is not None]
+        try:
+            # Lower QUALS = less supported: AUC of −QUALS for "reference carries an injected fact".
+            metrics["quals_auc_noisy_refs"] = roc_auc([n for n, _ in pairs], [-v for _, v in pairs])
+        except ValueError as err:
+            log.warning("no QUALS AUC: %s", err)
+    del scorer
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    return metrics
+
+
+def markdown_table(results: dict[str, dict[str, Any]]) -> str:
+    present = [(key, title, digits) for key, title, digits in TABLE if any(key in m for m in results.values())]
+    lines = [
+        "| model | " + " | ".join(title for _, title, _ in present) + " |",
+        "|---|" + "---:|" * len(present),
+    ]
+    for name, m in results.items():
+        cells = []
+        for key, _, digits in present:
+            value = m.get(key)
+            cells.append("–" if value is None else f"{value:.{digits}f}" if digits else str(value))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

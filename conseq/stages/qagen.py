@@ -1,0 +1,156 @@
+"""stage=qagen: train the one model behind QUALS, mapping a passage to "question<sep>answer</s>".
+
+    python -m conseq.train stage=qagen                                         # tiny BART, news world QA split
+    python -m conseq.train stage=qagen qagen_model=bart_large qa_data=squad    # the paper's QAGen (SQuAD part)
+    python -m conseq.train stage=qagen qa_data=squad_files qa_data.train_file=train-v1.1.json
+
+Data: SQuAD-layout rows, one example per distinct answer (the original recipe); unanswerable rows are skipped
+and counted. A pretrained start gets the <sep> token added and its embeddings resized. The saved folder records
+its QA format (conseq_qagen.json), so `conseq.score qagen=<dir>` needs no extra flags. The artifact's metrics
+include how often the top-1 generated pair's answer occurs in a held-out passage.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+from conseq import modeling, runtime, specs, training
+from conseq.artifacts import run_dir
+from conseq.config import Config
+from conseq.data import batching, loading, prepare
+from conseq.quals.pairs import parse_conseq
+from conseq.quals.scorer import save_qa_format
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: Config) -> dict | None:
+    # setup
+    s = cfg.stages.qagen
+    art = specs.qagen(cfg)
+    if art is None:
+        raise SystemExit(f"qagen={cfg.qagen!r} names an existing QAGen model; drop it to train one here")
+    if art.done and not cfg.force:
+        return runtime.emit_result("qagen", art.path, True, art.metrics())
+    rt = runtime.start(
+        run_dir=run_dir(cfg.paths.root, f"qagen-{art.key}"),
+        seed=s.seed,
+        logger=cfg.logger,
+        mixed_precision=s.mixed_precision,
+        grad_accum=s.grad_accum,
+        run_name=cfg.run_name,
+        config=asdict(cfg),
+    )
+    acc = rt.accelerator
+    with acc.main_process_first():
+        qa_art = prepare.build_qa(specs.qa_data(cfg), cfg.qa_data, asdict(cfg.data.world))
+        tok_art = specs.tokenizer(cfg, cfg.qagen_model)
+        if tok_art:
+            data_art = prepare.build_summarization(specs.data(cfg), cfg.data)
+            prepare.build_tokenizer(tok_art, data_art, cfg.qagen_model)
+        if acc.is_main_process:
+            art.start(force=cfg.force)
+    model, tokenizer = modeling.initial_model(
+        cfg.qagen_model.name_or_path,
+        cfg.qagen_model.scratch_dims(),
+        tok_art and str(tok_art.path),
+        add_sep=True,
+        seed=s.seed,
+    )
+    sep_id = modeling.ensure_sep_token(model, tokenizer)
+
+    # data
+    def encode(rows: list[dict]) -> batching.Encoded:
+        pairs = loading.qa_examples(rows)
+        targets = [f"{p['question']}{modeling.SEP_TOKEN}{p['answer']}" for p in pairs]
+        return batching.encode_pairs(
+            tokenizer,
+            [p["context"] for p in pairs],
+            targets,
+            max_source_length=s.max_source_length,
+            max_target_length=s.max_target_length,
+        )
+
+    train_rows = prepare.read_split(qa_art, "train")
+    val_rows = prepare.read_split(qa_art, "validation")
+    train, val = encode(train_rows), encode(val_rows)
+    examples = list(zip(train.input_ids, train.labels, strict=True))
+    val_examples = list(zip(val.input_ids, val.labels, strict=True))
+    source_lengths = [len(ids) for ids in train.input_ids]
+
+    def batches(epoch: int) -> list[list[int]]:
+        return batching.length_buckets(
+            source_lengths,
+            max_tokens=s.max_tokens,
+            batch_size=s.batch_size,
+            shuffle=True,
+            seed=s.seed + epoch,
+        )
+
+    def collate(items):
+        return batching.collate([x for x, _ in items], [y for _, y in items], tokenizer.pad_token_id)
+
+    def evaluate(model) -> dict[str, float]:
+        return {"loss": training.validation_nll(model, rt, val_examples, collate, s.batch_size)}
+
+    # loop
+    model, result = training.fit(
+        runtime=rt,
+        model=model,
+        examples=examples,
+        batches=batches,
+        collate=collate,
+        loss_fn=training.smoothed_nll_loss(s.label_smoothing),
+        eval_fn=evaluate,
+        cfg=s,
+        workdir=art.partial,
+    )
+
+    # save
+    metrics = {
+        "steps": result.steps,
+        "resumed_from": result.resumed_from,
+        "train_examples": len(examples),
+        "truncated_sources": train.truncated_sources,
+        **{f"qa_data_{k}": v for k, v in qa_art.metrics().items()},
+        **{f"val_{k}": v for k, v in result.best.items()},
+    }
+    if acc.is_main_process:
+        passages = list(dict.fromkeys(r["context"] for r in val_rows))[: s.check_passages]
+        metrics.update(answer_check(model, tokenizer, passages, sep_id, s.max_source_length))
+        model.save_pretrained(art.partial)
+        tokenizer.save_pretrained(art.partial)
+        save_qa_format(art.partial, qa_format="conseq")
+        art.finish(metrics)
+        result = runtime.emit_result("qagen", art.path, False, metrics)
+    acc.wait_for_everyone()
+    rt.close()
+    return result
+
+
+def answer_check(model, tokenizer, passages: list[str], sep_id: int, max_source_length: int) -> dict[str, float]:
+    """Top-1 (beam 4) pair per held-out passage: how often it parses, and how often its answer is in the passage
+    (case-insensitive substring, the test QUALS's filter applies)."""
+    import torch
+
+    if not passages:
+        return {}
+    parsed = answered = 0
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(passages), 32):
+            chunk = passages[start : start + 32]
+            batch = tokenizer(chunk, truncation=True, max_length=max_source_length, padding=True, return_tensors="pt")
+            out = model.generate(**batch.to(model.device), num_beams=4, max_new_tokens=60)
+            for passage, ids in zip(chunk, out.tolist(), strict=True):
+                pair = parse_conseq(ids, tokenizer, sep_id)
+                if pair is None:
+                    continue
+                parsed += 1
+                answered += bool(pair[1]) and pair[1].lower() in passage.lower()
+    return {
+        "check_passages": len(passages),
+        "parse_rate": parsed / len(passages),
+        "answer_in_passage_rate": answered / len(passages),
+    }
