@@ -27,11 +27,11 @@ class ModelConfig:
     name_or_path: str | None = None
     # From-scratch settings (ignored when name_or_path is set).
     vocab_size: int = 4000
-    d_model: int = 256
+    d_model: int = 128
     encoder_layers: int = 2
     decoder_layers: int = 2
     attention_heads: int = 4
-    ffn_dim: int = 1024
+    ffn_dim: int = 512
     dropout: float = 0.1
     # Tokenization limits for summarization (the original truncates sources to 1024 BPE tokens).
     max_source_length: int = 512
@@ -291,5 +291,27 @@ class Config:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class ScoreCLIConfig:
+    """`python -m conseq.score input=… output=…` (configs/score.yaml)."""
+
+    input: str = "???"
+    output: str = "???"
+    # QAGen folder or hub id; null = the QAGen this project's default config trains (stage=qagen).
+    qagen: str | None = None
+    document_column: str = "document"
+    summary_column: str = "summary"
+    on_bad_row: str = "skip"
+    # Keep each summary's QA pairs in the output.
+    qa_pairs: bool = True
+    # Rows per scoring call (sorted by length inside) and per flushed, resumable chunk.
+    chunk_rows: int = 64
+    device: str | None = None
+    force: bool = False
+    quals: QualsConfig = field(default_factory=QualsConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
 def register() -> None:
     ConfigStore.instance().store(name="base_config", node=Config)
+    ConfigStore.instance().store(name="base_score_cli", node=ScoreCLIConfig)

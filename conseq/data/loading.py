@@ -91,9 +91,7 @@ class _Policy:
                 " | ".join(stats.first_skips),
             )
         if stats.skipped_by_reason.get(UNANSWERABLE):
-            log.info(
-                "%s: %d unanswerable questions skipped", self.source, stats.skipped_by_reason[UNANSWERABLE]
-            )
+            log.info("%s: %d unanswerable questions skipped", self.source, stats.skipped_by_reason[UNANSWERABLE])
         if stats.rows_kept == 0:
             raise BadInputError(
                 f"no usable rows in {self.source} (read {stats.rows_read}, skipped {stats.skipped_by_reason})"
@@ -132,9 +130,7 @@ def _read_records(path: str | None, hub_id: str | None, hub_config: str | None, 
         ".parquet": _parquet_records,
     }
     if suffix not in readers:
-        raise BadInputError(
-            f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(SUFFIXES)})"
-        )
+        raise BadInputError(f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(SUFFIXES)})")
     return str(path), _guard_io(readers[suffix](file), str(path))
 
 
@@ -194,18 +190,12 @@ def _json_records(file: Path) -> Iterator[_Record]:
     elif isinstance(data, dict):  # a JSON-lines file that holds a single row
         yield _Record(0, "line 1", data)
     else:
-        raise BadInputError(
-            f"{file}: expected JSON rows (array, JSON lines or {{'data': [...]}}), got {type(data)}"
-        )
+        raise BadInputError(f"{file}: expected JSON rows (array, JSON lines or {{'data': [...]}}), got {type(data)}")
 
 
 def _array_records(items: list, where: str) -> Iterator[_Record]:
     for i, item in enumerate(items):
-        value = (
-            item
-            if isinstance(item, dict)
-            else _BadRow("malformed_row", f"expected an object, got {item!r:.40}")
-        )
+        value = item if isinstance(item, dict) else _BadRow("malformed_row", f"expected an object, got {item!r:.40}")
         yield _Record(i, where.format(i), value)
 
 
@@ -269,9 +259,7 @@ def _text(row: dict, column: str, name: str | None = None) -> str:
     """The non-empty string in row[column]; ``name`` is how the field is named in messages."""
     name = name or column
     if column not in row:
-        raise _BadRow(
-            "missing_column", f"missing column '{column}' (columns present: {', '.join(map(str, row))})"
-        )
+        raise _BadRow("missing_column", f"missing column '{column}' (columns present: {', '.join(map(str, row))})")
     value = row[column]
     if value is None:
         raise _BadRow("null_field", f"field '{name}' is null")
@@ -389,9 +377,7 @@ def _answers(raw: dict) -> list[tuple[str, int | None]]:
     """(text, answer_start) pairs from either layout: official [{"text", "answer_start"}] or HF
     {"text": [...], "answer_start": [...]}."""
     if "answers" not in raw:
-        raise _BadRow(
-            "missing_column", f"missing column 'answers' (columns present: {', '.join(map(str, raw))})"
-        )
+        raise _BadRow("missing_column", f"missing column 'answers' (columns present: {', '.join(map(str, raw))})")
     answers = raw["answers"]
     if answers is None:
         return []
@@ -411,9 +397,7 @@ def _answers(raw: dict) -> list[tuple[str, int | None]]:
                 raise _BadRow("malformed_row", f"field 'answers[{k}]' must be an object with 'text'")
             pairs.append((answer["text"], answer.get("answer_start")))
         return pairs
-    raise _BadRow(
-        "malformed_row", f"field 'answers' is {type(answers).__name__}, expected a list or an object"
-    )
+    raise _BadRow("malformed_row", f"field 'answers' is {type(answers).__name__}, expected a list or an object")
 
 
 def _locate(context: str, text: str, start: Any, k: int) -> int:
@@ -511,3 +495,30 @@ def qa_examples(rows: list[dict]) -> list[dict]:
                 }
             )
     return examples
+
+
+def stream_rows(
+    path: str, *, text_columns: tuple[str, ...], on_bad_row: str = "skip", stats: LoadStats | None = None
+) -> Iterator[tuple[int, dict]]:
+    """Yield ``(row index, row)`` of a local file whose ``text_columns`` hold non-empty strings, one at a time.
+
+    For streaming consumers (``python -m conseq.score``): rows come back as read, all fields kept; bad rows raise
+    BadInputError naming file, line and field (``on_bad_row="error"``) or are skipped and counted in ``stats``.
+    """
+    _check_source(path, None, on_bad_row)
+    label, records = _read_records(path, None, None, "input")
+    policy = _Policy(label, on_bad_row)
+    if stats is not None:
+        policy.stats = stats
+    for record in records:
+        policy.stats.rows_read += 1
+        try:
+            if isinstance(record.value, _BadRow):
+                raise record.value
+            for column in text_columns:
+                _text(record.value, column)
+        except _BadRow as bad:
+            policy.skip(record.where, bad)
+            continue
+        policy.stats.rows_kept += 1
+        yield record.index, record.value
