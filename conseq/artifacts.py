@@ -110,3 +110,17 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with Path(path).open() as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def item_store(root: str | os.PathLike, kind: str, spec: dict[str, Any]) -> Path:
+    """The folder of a per-item cache shared by runs: ``<root>/cache/<kind>/<key>/`` with ``spec.json``.
+
+    Unlike an Artifact it is never finished: runs append the items they compute to their own jsonl files in
+    it, so a restarted or extended run computes only what is missing. Call it from one process at a time.
+    """
+    spec = _plain(spec)
+    path = Path(root) / "cache" / kind / spec_key(spec)
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / "spec.json").is_file():
+        write_json(path / "spec.json", spec)
+    return path

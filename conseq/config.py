@@ -139,9 +139,7 @@ class TrainConfig:
 
 @dataclass
 class QAGenStageConfig(TrainConfig):
-    # Text the QAGen model reads: passages as given (documents and summaries mixed by the QA split itself).
-    max_source_length: int = 512
-    max_target_length: int = 64
+    # Passage and "question<sep>answer" lengths come from qagen_model.max_source_length / max_target_length.
     # Held-out passages on which to measure answer-in-passage rate of top-1 generated pairs.
     check_passages: int = 200
 

@@ -92,9 +92,7 @@ def novel_token_mask(neg_labels: torch.Tensor, pos_labels: torch.Tensor) -> torc
     ``unlikelihood_tokens="novel"``: shared words (and special tokens) of y− are not pushed down.
     """
     if neg_labels.size(0) != pos_labels.size(0):
-        raise ValueError(
-            f"batch sizes differ: {neg_labels.size(0)} negatives, {pos_labels.size(0)} positives"
-        )
+        raise ValueError(f"batch sizes differ: {neg_labels.size(0)} negatives, {pos_labels.size(0)} positives")
     valid_pos = pos_labels != IGNORE_INDEX
     # [B, T−, T+] comparison: summaries are short, so this is small next to the logits.
     shared = ((neg_labels.unsqueeze(-1) == pos_labels.unsqueeze(1)) & valid_pos.unsqueeze(1)).any(-1)
@@ -123,9 +121,7 @@ def conseq_loss(
     ``n_unlikelihood_tokens``.
     """
     if unlikelihood_tokens not in UNLIKELIHOOD_TOKENS:
-        raise ValueError(
-            f"unlikelihood_tokens must be one of {UNLIKELIHOOD_TOKENS}, got {unlikelihood_tokens!r}"
-        )
+        raise ValueError(f"unlikelihood_tokens must be one of {UNLIKELIHOOD_TOKENS}, got {unlikelihood_tokens!r}")
     pos_sum, nll_sum, n_pos = label_smoothed_nll(pos_logits, pos_labels, epsilon)
     mask = novel_token_mask(neg_labels, pos_labels) if unlikelihood_tokens == "novel" else None
     neg_sum, n_unlikely = token_unlikelihood(neg_logits, neg_labels, epsilon, clamp, token_mask=mask)

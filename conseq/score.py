@@ -65,7 +65,10 @@ def score_file(cfg: ScoreCLIConfig) -> dict:
     scorer = QualsScorer.from_pretrained(qagen, device=cfg.device, **quals)
     stats = LoadStats()
     jsonl = cfg.input.endswith(".jsonl") and Path(cfg.input).is_file()
-    total = sum(1 for line in open(cfg.input, encoding="utf-8-sig") if line.strip()) if jsonl else None
+    total = None
+    if jsonl:
+        with open(cfg.input, encoding="utf-8-sig") as f:
+            total = sum(1 for line in f if line.strip())
     counts = {"rows": 0, "null": 0}
     bar = tqdm(total=total, initial=done["rows"], desc="QUALS", unit="row")
     rows = stream_rows(

@@ -67,3 +67,60 @@ def run_stage(root: Path, *overrides: str, check: bool = True, timeout: int = 60
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     result = json.loads(lines[-1]) if lines and proc.returncode == 0 else None
     return result, proc
+
+
+def qa_examples(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(passage, "question<sep>answer") pairs over ``corpus``-style sentences, for a tiny trained QAGen."""
+    from conseq.modeling import SEP_TOKEN
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        name, place, org, k = rng.choice(_NAMES), rng.choice(_PLACES), rng.choice(_ORGS), rng.randint(2, 9)
+        passage = f"{name} of {org} won {k} games in {place} on Monday, officials said."
+        question, answer = rng.choice(
+            [
+                (f"Who won {k} games in {place}?", name),
+                (f"Where did {name} win?", place),
+                (f"How many games did {name} win?", str(k)),
+                (f"Which team does {name} play for?", org),
+            ]
+        )
+        out.append((passage, f"{question}{SEP_TOKEN}{answer}"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def qagen_model_dir(tmp_path_factory) -> Path:
+    """A tiny BART trained for a few seconds on ``qa_examples`` (passage -> question<sep>answer), saved as
+    the qagen stage saves (with conseq_qagen.json). Its diverse-beam outputs mix well-formed pairs whose
+    answer is in the passage with malformed ones (no or two <sep>) and wrong answers, so every QUALS path
+    is exercised."""
+    import torch
+
+    from conseq.modeling import build_tiny_model, train_tokenizer
+    from conseq.quals.scorer import save_qa_format
+
+    data = qa_examples(2000, seed=0)
+    tokenizer = train_tokenizer(corpus() + [t for _, t in qa_examples(200, seed=1)], vocab_size=400)
+    model = build_tiny_model(
+        tokenizer, d_model=64, encoder_layers=1, decoder_layers=1, attention_heads=2, ffn_dim=128, dropout=0.0
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: more threads only contend on a shared machine
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(250):
+        batch = data[step * 32 % len(data) :][:32]
+        passages, targets = [p for p, _ in batch], [t for _, t in batch]
+        enc = tokenizer(passages, text_target=targets, return_tensors="pt", padding=True)
+        labels = enc["labels"].masked_fill(enc["labels"] == tokenizer.pad_token_id, -100)
+        model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    torch.set_num_threads(threads)
+    path = tmp_path_factory.mktemp("qagen_model")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    save_qa_format(path, qa_format="conseq")
+    return path

@@ -26,9 +26,7 @@ class Encoded:
     truncated_targets: int
 
 
-def _truncate(
-    sequences: list[list[int]], max_length: int, special_ids: set[int]
-) -> tuple[list[list[int]], int]:
+def _truncate(sequences: list[list[int]], max_length: int, special_ids: set[int]) -> tuple[list[list[int]], int]:
     """Cut sequences to max_length ids; a final special token (BART's </s>) is kept as the last id, since the
     model was trained to see every sequence end with it."""
     if max_length < 1:
@@ -111,9 +109,7 @@ def _pad(sequences: list[list[int]], value: int) -> torch.Tensor:
     return out
 
 
-def collate(
-    input_ids: list[list[int]], labels: list[list[int]] | None, pad_token_id: int
-) -> dict[str, torch.Tensor]:
+def collate(input_ids: list[list[int]], labels: list[list[int]] | None, pad_token_id: int) -> dict[str, torch.Tensor]:
     """Right-pad a batch to its longest member: ``input_ids``, ``attention_mask`` and, when given, ``labels``
     (padded with -100, which the loss ignores)."""
     if not input_ids:

@@ -649,6 +649,7 @@ class Verdict:
     extrinsic: list[str] = field(default_factory=list)  # summary values the document lacks
     intrinsic: list[str] = field(default_factory=list)  # document values attached to the wrong entity or role
     readable: bool = True  # False: the grammar could not bind the main entities (not counted as faithful)
+    mentions: int = 0  # distinct fact-bearing values (names, places, numbers, attributes) the summary states
 
     @property
     def hallucinated(self) -> bool:
@@ -685,6 +686,7 @@ def check_summary(record: dict, summary: str) -> Verdict:
     ev, roles = EVENTS[facts["event"]], facts["roles"]
     verdict, flagged = Verdict(), []
     mentions = list(_SCAN.finditer(summary))
+    verdict.mentions = len({m.group().lower() for m in mentions})
     for m in mentions:  # extrinsic: inventory values the document lacks (a repeated value counts once)
         if m.group().lower() not in flagged and not _in_doc(m.group(), document):
             kind = _FIXED_KIND[m.group().lower()] if m.lastgroup == "fixed" else m.lastgroup

@@ -40,6 +40,7 @@ TABLE = [
     ("extrinsic_rate", "extr.", 3),
     ("intrinsic_rate", "intr.", 3),
     ("unreadable_rate", "unread.", 3),
+    ("fact_precision", "fact prec.", 3),
     ("sampled_hallucination_rate", "halluc. (top-k)", 3),
     ("quals", "QUALS", 3),
     ("quals_null", "QUALS null", 0),

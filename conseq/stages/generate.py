@@ -40,7 +40,7 @@ MODES = ("sample", "beam", "diverse_beam")
 CARRIED = ("facts", "injected")
 
 
-def run(cfg: Config) -> None:
+def run(cfg: Config) -> dict | None:
     # setup
     g = cfg.stages.generate
     if g.mode not in MODES:
@@ -49,8 +49,7 @@ def run(cfg: Config) -> None:
         raise ValueError("stages.generate.num_candidates and stages.generate.shard_size must be >= 1")
     art = specs.candidates(cfg)
     if art.done and not cfg.force:
-        runtime.emit_result("generate", art.path, True, art.metrics())
-        return
+        return runtime.emit_result("generate", art.path, True, art.metrics())
     mle_art = specs.require(specs.mle(cfg), "stage=mle", "MLE model")
     rt = runtime.start(run_dir=run_dir(cfg.paths.root, f"generate-{art.key}"), seed=g.seed)
     acc = rt.accelerator
@@ -89,6 +88,7 @@ def run(cfg: Config) -> None:
     acc.wait_for_everyone()
 
     # save
+    result = None
     if acc.is_main_process:
         merged = merge(rows, [shard_dir / f"{i:05d}.jsonl" for i in range(len(shards))])
         write_jsonl(art.partial / "candidates.jsonl", merged)
@@ -102,9 +102,10 @@ def run(cfg: Config) -> None:
             metrics.update(oracle_metrics(merged))
         art.finish(metrics)
         log.info("candidates %s: %s", art.path, metrics)
-        runtime.emit_result("generate", art.path, False, metrics)
+        result = runtime.emit_result("generate", art.path, False, metrics)
     acc.wait_for_everyone()
     rt.close()
+    return result
 
 
 def shard_seed(seed: int, shard: int) -> int:

@@ -68,8 +68,8 @@ def run(cfg: Config) -> dict | None:
             tokenizer,
             [p["context"] for p in pairs],
             targets,
-            max_source_length=s.max_source_length,
-            max_target_length=s.max_target_length,
+            max_source_length=cfg.qagen_model.max_source_length,
+            max_target_length=cfg.qagen_model.max_target_length,
         )
 
     train_rows = prepare.read_split(qa_art, "train")
@@ -118,7 +118,7 @@ def run(cfg: Config) -> dict | None:
     }
     if acc.is_main_process:
         passages = list(dict.fromkeys(r["context"] for r in val_rows))[: s.check_passages]
-        metrics.update(answer_check(model, tokenizer, passages, sep_id, s.max_source_length))
+        metrics.update(answer_check(model, tokenizer, passages, sep_id, cfg.qagen_model.max_source_length))
         model.save_pretrained(art.partial)
         tokenizer.save_pretrained(art.partial)
         save_qa_format(art.partial, qa_format="conseq")

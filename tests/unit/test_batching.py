@@ -24,9 +24,7 @@ def tokenizer():
 def test_encode_pairs_truncates_keeping_eos_and_counts(tokenizer):
     full = tokenizer(TEXTS[0])["input_ids"]
     assert full[-1] == tokenizer.eos_token_id and len(full) > 8
-    enc = encode_pairs(
-        tokenizer, [TEXTS[0], "Oslo"], [TEXTS[1], "ok"], max_source_length=8, max_target_length=6
-    )
+    enc = encode_pairs(tokenizer, [TEXTS[0], "Oslo"], [TEXTS[1], "ok"], max_source_length=8, max_target_length=6)
     assert enc.input_ids[0] == [*full[:7], tokenizer.eos_token_id]
     assert enc.input_ids[1] == tokenizer("Oslo")["input_ids"]  # short: untouched
     assert enc.labels[0] == [*tokenizer(text_target=TEXTS[1])["input_ids"][:5], tokenizer.eos_token_id]
@@ -48,9 +46,7 @@ def test_truncation_without_final_special_token():
     from transformers import PreTrainedTokenizerFast
 
     words = ["a", "b", "c", "d", "e"]
-    core = Tokenizer(
-        WordLevel({"<unk>": 0, "<pad>": 1, **{w: i + 2 for i, w in enumerate(words)}}, unk_token="<unk>")
-    )
+    core = Tokenizer(WordLevel({"<unk>": 0, "<pad>": 1, **{w: i + 2 for i, w in enumerate(words)}}, unk_token="<unk>"))
     core.pre_tokenizer = Whitespace()
     tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>")
     enc = encode_pairs(tok, ["a b c d e"], None, max_source_length=3, max_target_length=3)

@@ -262,9 +262,7 @@ def test_official_squad_json(tmp_path):
     assert rows[1]["answers"]["answer_start"] == [CONTEXT.rindex("Lisbon")]
     assert stats.skipped_by_reason == {"unanswerable": 1, "bad_answer": 1}
     where = "data[0].paragraphs[0].qas[3]"
-    assert stats.first_skips == [
-        f"{path} {where}: field 'answers' text[0] 'Oslo Bank' does not occur in the context"
-    ]
+    assert stats.first_skips == [f"{path} {where}: field 'answers' text[0] 'Oslo Bank' does not occur in the context"]
     with pytest.raises(BadInputError, match=r"qas\[3\]: field 'answers'"):
         load_squad(split="train", path=str(path), on_bad_row="error")
 
@@ -282,9 +280,7 @@ def test_unanswerable_never_errors(tmp_path):
 
 def test_flat_squad_v2_sample(shared_data, caplog):
     with caplog.at_level(logging.WARNING, logger="conseq.data.loading"):
-        rows, stats = load_squad(
-            split="validation", path=str(shared_data / "squad" / "squad_v2_sample_14.json")
-        )
+        rows, stats = load_squad(split="validation", path=str(shared_data / "squad" / "squad_v2_sample_14.json"))
     assert len(rows) == 8 and stats.skipped_by_reason == {"unanswerable": 6}
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # unanswerable is not a warning
     for row in rows:

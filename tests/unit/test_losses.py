@@ -65,9 +65,7 @@ def test_epsilon_zero_is_cross_entropy_sum():
     logits, labels = random_batch(seed=1)
     loss, nll, _ = label_smoothed_nll(logits, labels, epsilon=0.0)
     ce = torch.nn.functional.cross_entropy(logits.float().reshape(-1, V), labels.reshape(-1), reduction="sum")
-    assert loss.item() == pytest.approx(ce.item(), rel=1e-5) and nll.item() == pytest.approx(
-        ce.item(), rel=1e-5
-    )
+    assert loss.item() == pytest.approx(ce.item(), rel=1e-5) and nll.item() == pytest.approx(ce.item(), rel=1e-5)
 
 
 def test_ignored_positions_do_not_matter():

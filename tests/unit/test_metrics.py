@@ -70,9 +70,7 @@ def test_aggregate_entity_counts_corpus_and_per_example():
 
 
 def test_aggregate_without_entities_is_none_not_zero():
-    m = aggregate_entity_counts(
-        [{"hyp": 0, "hyp_in_source": 0, "hyp_in_reference": 0, "ref": 0, "ref_in_hyp": 0}]
-    )
+    m = aggregate_entity_counts([{"hyp": 0, "hyp_in_source": 0, "hyp_in_reference": 0, "ref": 0, "ref_in_hyp": 0}])
     assert all(m[k] is None for k in ("prec_s", "prec_t", "recall_t", "f1_t", "prec_s_micro", "f1_t_micro"))
 
 

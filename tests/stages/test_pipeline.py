@@ -1,0 +1,88 @@
+"""stage=pipeline end to end on the smoke-sized news world, and stage=evaluate's comparison contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_stage
+
+MODELS = ["mle", "conseq", "conseq_novel", "positive_only", "conseq_rouge"]
+FIRST_VERSION_KEYS = {
+    "rouge1",
+    "rouge2",
+    "rougeL",
+    "hallucination_rate",
+    "extrinsic_rate",
+    "intrinsic_rate",
+    "unreadable_rate",
+}
+LATER_KEYS = {"quals", "prec_s", "prec_t", "recall_t", "f1_t", "sampled_hallucination_rate", "val_nll"}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("pipeline")
+
+
+@pytest.fixture(scope="module")
+def pipeline(root):
+    result, proc = run_stage(root, "stage=pipeline", "debug=smoke", timeout=1200)
+    return result, proc
+
+
+@pytest.mark.slow
+def test_pipeline_reports_every_model(pipeline):
+    result, proc = pipeline
+    assert result["stage"] == "pipeline"
+    models = result["metrics"]["models"]
+    assert set(MODELS) <= set(models) and "reference" in models
+    for name in MODELS:
+        assert set(models[name]) >= FIRST_VERSION_KEYS | LATER_KEYS, name
+        assert 0.0 <= models[name]["hallucination_rate"] <= 1.0
+    # The references carry the world's noise: the oracle must see it.
+    assert models["reference"]["hallucination_rate"] > 0
+    artifact = Path(result["artifact"])
+    table = (artifact / "table.md").read_text()
+    assert all(f"| {name} |" in table for name in MODELS)
+    assert "| model |" in proc.stderr  # the table is printed on stderr too
+    saved = json.loads((artifact / "metrics.json").read_text())
+    assert set(saved["models"]) == set(models)
+    # Every stage printed its own contract line before the pipeline's.
+    stages = [json.loads(line)["stage"] for line in proc.stdout.splitlines() if line.startswith("{")]
+    for stage in ("qagen", "mle", "generate", "score", "partition", "contrastive", "evaluate", "pipeline"):
+        assert stage in stages
+    assert stages[-1] == "pipeline"
+
+
+@pytest.mark.slow
+def test_second_pipeline_is_all_cache_hits(root, pipeline):
+    again, proc = run_stage(root, "stage=pipeline", "debug=smoke", timeout=600)
+    assert again["cache_hit"] is True
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert all(line["cache_hit"] for line in lines), [line["stage"] for line in lines if not line["cache_hit"]]
+    assert again["metrics"]["models"] == pipeline[0]["metrics"]["models"]
+
+
+@pytest.mark.slow
+def test_evaluate_accepts_paths_and_reuses_per_model_results(root, pipeline):
+    mle_dir = None
+    for line in pipeline[1].stdout.splitlines():
+        if line.startswith('{"stage": "mle"'):
+            mle_dir = json.loads(line)["artifact"]
+    assert mle_dir
+    result, _ = run_stage(root, "stage=evaluate", "debug=smoke", f"stages.evaluate.models=[mle,{mle_dir}]")
+    models = result["metrics"]["models"]
+    assert set(models) == {"reference", "mle", mle_dir}
+    # The same weights under two names give the same decoded outputs and scores.
+    assert models["mle"]["rougeL"] == pytest.approx(models[mle_dir]["rougeL"])
+
+
+def test_evaluate_without_an_mle_model_says_which_command_builds_it(tmp_path):
+    result, proc = run_stage(
+        tmp_path, "stage=evaluate", "debug=smoke", "stages.evaluate.quals=false", check=False, timeout=300
+    )
+    assert proc.returncode != 0 and result is None
+    assert "stage=mle" in proc.stderr
