@@ -33,6 +33,10 @@ class ModelConfig:
     attention_heads: int = 4
     ffn_dim: int = 512
     dropout: float = 0.1
+    # bart-large's choice (false); scaling by sqrt(d_model) drowns a small model's learned positions.
+    scale_embedding: bool = False
+    # bart (post-LayerNorm, as bart-large) | mbart (pre-LayerNorm blocks)
+    arch: str = "bart"
     # Tokenization limits for summarization (the original truncates sources to 1024 BPE tokens).
     max_source_length: int = 512
     max_target_length: int = 64
@@ -46,6 +50,8 @@ class ModelConfig:
             "attention_heads": self.attention_heads,
             "ffn_dim": self.ffn_dim,
             "dropout": self.dropout,
+            "scale_embedding": self.scale_embedding,
+            "arch": self.arch,
             "max_position_embeddings": max(self.max_source_length, self.max_target_length, 128),
         }
 

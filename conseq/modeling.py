@@ -20,6 +20,8 @@ from transformers import (
     BartConfig,
     BartForConditionalGeneration,
     GenerationConfig,
+    MBartConfig,
+    MBartForConditionalGeneration,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
@@ -61,12 +63,19 @@ def build_tiny_model(
     ffn_dim: int = 1024,
     max_position_embeddings: int = 512,
     dropout: float = 0.1,
+    scale_embedding: bool = False,
+    arch: str = "bart",
     seed: int = 0,
 ) -> BartForConditionalGeneration:
-    """A randomly initialised BART with bart-large's conventions (decoder starts from </s>, forced <s>)."""
+    """A randomly initialised BART with bart-large's conventions (decoder starts from </s>, forced <s>).
+
+    ``arch="mbart"`` builds the same shape with mBART's pre-LayerNorm blocks (an option for from-scratch
+    experiments; on the news world both collapse the encoder in the demo budget, see the README).
+    """
     import torch
 
-    config = BartConfig(
+    config_class, model_class = _ARCHS[arch]
+    config = config_class(
         vocab_size=len(tokenizer),
         d_model=d_model,
         encoder_layers=encoder_layers,
@@ -84,10 +93,11 @@ def build_tiny_model(
         decoder_start_token_id=tokenizer.eos_token_id,
         forced_bos_token_id=tokenizer.bos_token_id,
         forced_eos_token_id=tokenizer.eos_token_id,
-        scale_embedding=True,
+        # bart-large's choice; scaling by sqrt(d_model) drowns the learned positions of a small model.
+        scale_embedding=scale_embedding,
     )
     torch.manual_seed(seed)
-    model = BartForConditionalGeneration(config)
+    model = model_class(config)
     # transformers 5 reads decoding defaults from generation_config only, not from the model config.
     model.generation_config = GenerationConfig(
         decoder_start_token_id=tokenizer.eos_token_id,
@@ -98,6 +108,12 @@ def build_tiny_model(
         forced_eos_token_id=tokenizer.eos_token_id,
     )
     return model
+
+
+_ARCHS = {
+    "bart": (BartConfig, BartForConditionalGeneration),
+    "mbart": (MBartConfig, MBartForConditionalGeneration),
+}
 
 
 def load_model(name_or_path: str, *, add_sep: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -150,3 +166,17 @@ def initial_model(
         return load_model(name_or_path, add_sep=add_sep)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     return build_tiny_model(tokenizer, seed=seed, **dims), tokenizer
+
+
+def build_tiny_head_model(model_class, tokenizer: PreTrainedTokenizerBase, *, seed: int = 0, **dims):
+    """A from-scratch BART with another head (``BartForQuestionAnswering``, ``BartForSequenceClassification``)
+    and the same shape and token conventions as ``build_tiny_model`` (QAGS's QA model, the FactCC classifier).
+    Config fields beyond the dimensions (``num_labels``, ``id2label``…) go in ``dims`` too."""
+    import torch
+
+    shape = {k: dims.pop(k) for k in list(dims) if k in build_tiny_model.__kwdefaults__}
+    config = build_tiny_model(tokenizer, **shape).config
+    for key, value in dims.items():
+        setattr(config, key, value)
+    torch.manual_seed(seed)
+    return model_class(config)
