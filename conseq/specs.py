@@ -15,8 +15,9 @@ from conseq.artifacts import Artifact, artifact
 from conseq.config import Config, ModelConfig
 from conseq.data import prepare
 
-# Knobs that never change an artifact's content.
-NOT_KEYED = {"log_every", "save_every", "batch_size_eval", "max_rows", "variants"}
+# Knobs that never change an artifact's content. (stages.qagen.mode does, but as the artifact's kind: specs.qagen
+# is the QUALS model, specs.qg the QAGS question generator, so existing QAGen keys did not change with the knob.)
+NOT_KEYED = {"log_every", "save_every", "batch_size_eval", "max_rows", "variants", "mode"}
 
 
 def _keyed(obj: Any) -> dict[str, Any]:
@@ -128,3 +129,72 @@ def contrastive(cfg: Config, variant: str | None = None) -> Artifact:
         "train": {k: v for k, v in _keyed(c).items() if k != "variant"},
     }
     return artifact(cfg.paths.root, "contrastive", spec)
+
+
+# ------------------------------------------------------------------------------------ QAGS and FactCC models
+
+
+def qg(cfg: Config) -> Artifact | None:
+    """QAGS's question generator ("answer<sep>passage" -> question), trained by the qagen stage in mode qg
+    (None when ``qg=`` names an existing checkpoint)."""
+    if cfg.qg:
+        return None
+    spec = {
+        "stage": "qagen",
+        "mode": "qg",
+        "qa_data": qa_data(cfg).key,
+        "model": base_model(cfg, cfg.qagen_model),
+        "lengths": [cfg.qagen_model.max_source_length, cfg.qagen_model.max_target_length],
+        "train": _keyed(cfg.stages.qagen),
+    }
+    return artifact(cfg.paths.root, "qg", spec)
+
+
+def qa(cfg: Config) -> Artifact | None:
+    """QAGS's extractive QA model (None when ``qa=`` names an existing checkpoint)."""
+    if cfg.qa:
+        return None
+    spec = {
+        "stage": "qa",
+        "qa_data": qa_data(cfg).key,
+        "model": base_model(cfg, cfg.qa_model),
+        "max_length": cfg.qa_model.max_source_length,
+        "train": _keyed(cfg.stages.qa),
+    }
+    return artifact(cfg.paths.root, "qa", spec)
+
+
+def factcc(cfg: Config) -> Artifact | None:
+    """The FactCC-style classifier (None when ``factcc=`` names an existing checkpoint)."""
+    if cfg.factcc:
+        return None
+    spec = {
+        "stage": "factcc",
+        "data": data(cfg).key,
+        "model": base_model(cfg, cfg.factcc_model),
+        "max_length": cfg.factcc_model.max_source_length,
+        "train": _keyed(cfg.stages.factcc),
+    }
+    return artifact(cfg.paths.root, "factcc", spec)
+
+
+def qg_location(cfg: Config) -> tuple[str, str]:
+    """(path or hub id, identity for keys) of the question generator QAGS uses."""
+    if cfg.qg:
+        return cfg.qg, cfg.qg
+    art = require(qg(cfg), "stage=qagen stages.qagen.mode=qg", "QAGS question generator")
+    return str(art.path), art.key
+
+
+def qa_location(cfg: Config) -> tuple[str, str]:
+    if cfg.qa:
+        return cfg.qa, cfg.qa
+    art = require(qa(cfg), "stage=qa", "QAGS question-answering model")
+    return str(art.path), art.key
+
+
+def factcc_location(cfg: Config) -> tuple[str, str]:
+    if cfg.factcc:
+        return cfg.factcc, cfg.factcc
+    art = require(factcc(cfg), "stage=factcc", "FactCC classifier")
+    return str(art.path), art.key

@@ -26,6 +26,9 @@ STAGES = {
     "contrastive": "conseq.stages.contrastive",
     "evaluate": "conseq.stages.evaluate",
     "pipeline": "conseq.stages.pipeline",
+    # QAGS's QA model and the FactCC-style classifier (QAGS's question generator: stage=qagen stages.qagen.mode=qg)
+    "qa": "conseq.stages.qa",
+    "factcc": "conseq.stages.factcc",
 }
 
 register()

@@ -32,7 +32,8 @@ from conseq.quals.pairs import QACandidate, filter_pairs, parse_conseq, parse_lm
 log = logging.getLogger(__name__)
 
 QA_FORMAT_FILE = "conseq_qagen.json"
-QA_FORMATS = ("conseq", "lmqg")
+# "qg": not a QAGen model but QAGS's question generator ("answer<sep>text" -> question, conseq.qags).
+QA_FORMATS = ("conseq", "lmqg", "qg")
 # lmqg's end-to-end QAG models (e.g. lmqg/t5-base-squad-qag) expect this task prefix.
 LMQG_INPUT_PREFIX = "generate question and answer: "
 
@@ -173,6 +174,8 @@ class QualsScorer:
             fmt = qa_format
         if input_prefix is not None:
             fmt = QAFormat(fmt.qa_format, fmt.sep_token, input_prefix)
+        if fmt.qa_format == "qg":
+            raise ValueError("this is QAGS's question generator (qa_format 'qg'), not a QAGen model for QUALS")
         if fmt.qa_format == "lmqg" and summary_ll == "beam":
             raise ValueError("summary_ll='beam' needs one QA pair per sequence; the lmqg format has several")
         self.qa_format = fmt

@@ -3,6 +3,11 @@
     python -m conseq.train stage=qagen                                         # tiny BART, news world QA split
     python -m conseq.train stage=qagen qagen_model=bart_large qa_data=squad    # the paper's QAGen (SQuAD part)
     python -m conseq.train stage=qagen qa_data=squad_files qa_data.train_file=train-v1.1.json
+    python -m conseq.train stage=qagen stages.qagen.mode=qg                    # QAGS's question generator
+
+Mode qg trains the answer-conditioned question generator of QAGS instead ("answer<sep>passage" -> question,
+conseq.qags) on the same data and knobs, as its own artifact (specs.qg); its folder's conseq_qagen.json says
+``qa_format: qg`` and its metrics how often a held-out question is well-formed and how close to the gold one.
 
 Data: SQuAD-layout rows, one example per distinct answer (the original recipe); unanswerable rows are skipped
 and counted. A pretrained start gets the <sep> token added and its embeddings resized. The saved folder records
@@ -19,6 +24,8 @@ from conseq import modeling, runtime, specs, training
 from conseq.artifacts import run_dir
 from conseq.config import Config
 from conseq.data import batching, loading, prepare
+from conseq.extractive import token_f1
+from conseq.qags import qg_source
 from conseq.quals.pairs import parse_conseq
 from conseq.quals.scorer import save_qa_format
 
@@ -28,13 +35,17 @@ log = logging.getLogger(__name__)
 def run(cfg: Config) -> dict | None:
     # setup
     s = cfg.stages.qagen
-    art = specs.qagen(cfg)
+    if s.mode not in ("qagen", "qg"):
+        raise SystemExit(f"stages.qagen.mode={s.mode!r}: choose qagen (QUALS's QAGen) or qg (QAGS's generator)")
+    qg = s.mode == "qg"
+    art = specs.qg(cfg) if qg else specs.qagen(cfg)
     if art is None:
-        raise SystemExit(f"qagen={cfg.qagen!r} names an existing QAGen model; drop it to train one here")
+        flag = "qg" if qg else "qagen"
+        raise SystemExit(f"{flag}={getattr(cfg, flag)!r} names an existing model; drop it to train one here")
     if art.done and not cfg.force:
         return runtime.emit_result("qagen", art.path, True, art.metrics())
     rt = runtime.start(
-        run_dir=run_dir(cfg.paths.root, f"qagen-{art.key}"),
+        run_dir=run_dir(cfg.paths.root, f"{art.kind}-{art.key}"),
         seed=s.seed,
         logger=cfg.logger,
         mixed_precision=s.mixed_precision,
@@ -63,10 +74,15 @@ def run(cfg: Config) -> dict | None:
     # data
     def encode(rows: list[dict]) -> batching.Encoded:
         pairs = loading.qa_examples(rows)
-        targets = [f"{p['question']}{modeling.SEP_TOKEN}{p['answer']}" for p in pairs]
+        if qg:
+            sources = [qg_source(p["answer"], p["context"]) for p in pairs]
+            targets = [p["question"] for p in pairs]
+        else:
+            sources = [p["context"] for p in pairs]
+            targets = [f"{p['question']}{modeling.SEP_TOKEN}{p['answer']}" for p in pairs]
         return batching.encode_pairs(
             tokenizer,
-            [p["context"] for p in pairs],
+            sources,
             targets,
             max_source_length=cfg.qagen_model.max_source_length,
             max_target_length=cfg.qagen_model.max_target_length,
@@ -117,11 +133,15 @@ def run(cfg: Config) -> dict | None:
         **{f"val_{k}": v for k, v in result.best.items()},
     }
     if acc.is_main_process:
-        passages = list(dict.fromkeys(r["context"] for r in val_rows))[: s.check_passages]
-        metrics.update(answer_check(model, tokenizer, passages, sep_id, cfg.qagen_model.max_source_length))
+        if qg:
+            pairs = loading.qa_examples(val_rows)[: s.check_passages]
+            metrics.update(question_check(model, tokenizer, pairs, cfg.qagen_model.max_source_length))
+        else:
+            passages = list(dict.fromkeys(r["context"] for r in val_rows))[: s.check_passages]
+            metrics.update(answer_check(model, tokenizer, passages, sep_id, cfg.qagen_model.max_source_length))
         model.save_pretrained(art.partial)
         tokenizer.save_pretrained(art.partial)
-        save_qa_format(art.partial, qa_format="conseq")
+        save_qa_format(art.partial, qa_format="qg" if qg else "conseq")
         art.finish(metrics)
         result = runtime.emit_result("qagen", art.path, False, metrics)
     acc.wait_for_everyone()
@@ -154,3 +174,24 @@ def answer_check(model, tokenizer, passages: list[str], sep_id: int, max_source_
         "parse_rate": parsed / len(passages),
         "answer_in_passage_rate": answered / len(passages),
     }
+
+
+def question_check(model, tokenizer, pairs: list[dict], max_source_length: int) -> dict[str, float]:
+    """Top-1 (beam 4) question for held-out (answer, passage) pairs: how often it holds a "?" (QAGS's filter
+    drops questions without one), and its SQuAD token F1 with the gold question."""
+    import torch
+
+    if not pairs:
+        return {}
+    marked = f1 = 0.0
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(pairs), 32):
+            chunk = pairs[start : start + 32]
+            sources = [qg_source(p["answer"], p["context"]) for p in chunk]
+            batch = tokenizer(sources, truncation=True, max_length=max_source_length, padding=True, return_tensors="pt")
+            out = model.generate(**batch.to(model.device), num_beams=4, max_new_tokens=60)
+            for p, text in zip(chunk, tokenizer.batch_decode(out, skip_special_tokens=True), strict=True):
+                marked += "?" in text
+                f1 += token_f1(text.strip(), p["question"])
+    return {"check_questions": len(pairs), "question_mark_rate": marked / len(pairs), "question_f1": f1 / len(pairs)}
