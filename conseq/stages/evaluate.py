@@ -26,6 +26,7 @@ from conseq.config import Config
 from conseq.data import batching, prepare
 from conseq.decoding import generate_texts
 from conseq.metrics import entity_metrics, load_ner, oracle_rates, roc_auc, rouge_scores
+from conseq.scorers import extra_metrics, extra_metrics_identity
 from conseq.training import validation_nll
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,11 @@ TABLE = [
     ("quals", "QUALS", 3),
     ("quals_null", "QUALS null", 0),
     ("quals_auc_noisy_refs", "QUALS AUC", 3),
+    ("qags", "QAGS", 3),
+    ("qags_null", "QAGS null", 0),
+    ("qags_auc_noisy_refs", "QAGS AUC", 3),
+    ("factcc", "FactCC", 3),
+    ("factcc_auc_noisy_refs", "FactCC AUC", 3),
     ("val_nll", "val NLL", 3),
     ("prec_s", "prec_s", 3),
     ("prec_t", "prec_t", 3),
@@ -63,6 +69,8 @@ def run(cfg: Config) -> dict | None:
         data_art = prepare.build_summarization(specs.data(cfg), cfg.data)
     rows = prepare.read_split(data_art, s.split)[: s.max_rows]
     with_oracle = cfg.data.source == "newsworld"
+    # Resolve the models first: a missing one is the error a user needs (it names the command that builds it).
+    located = {name: (None, REFERENCE) if name == REFERENCE else resolve(cfg, name) for name in [REFERENCE, *names]}
     qagen = specs.qagen_location(cfg) if s.quals else None
     settings = {
         "data": data_art.key,
@@ -71,14 +79,14 @@ def run(cfg: Config) -> dict | None:
         "decoding": [s.num_beams, s.min_new_tokens, s.max_new_tokens, s.sample_top_k],
         "quals": qagen and [qagen[1], asdict(cfg.stages.score.quals)],
         "ner": s.entities and s.ner_model,
+        "extra": extra_metrics_identity(cfg, tuple(s.extra_scorers)) if s.extra_scorers else None,
         "lengths": [cfg.model.max_source_length, cfg.model.max_target_length],
     }
 
     # one cached evaluation per model
     results: dict[str, dict[str, Any]] = {}
     cache_hits = []
-    for name in [REFERENCE, *names]:
-        location, identity = (None, REFERENCE) if name == REFERENCE else resolve(cfg, name)
+    for name, (location, identity) in located.items():
         art = artifact(cfg.paths.root, "eval_model", {"model": identity, **settings})
         cache_hits.append(art.done and not cfg.force)
         if not cache_hits[-1]:
@@ -204,6 +212,18 @@ def evaluate_one(cfg, rt, art: Artifact, location: str | None, rows, with_oracle
     if qagen:
         metrics.update(
             quals_metrics(cfg, qagen[0], documents, predictions, records, rows if location is None else None)
+        )
+    if s.extra_scorers:
+        metrics.update(
+            extra_metrics(
+                cfg,
+                documents,
+                predictions,
+                rows if location is None else None,
+                scorers=tuple(s.extra_scorers),
+                records=records,
+                device=str(acc.device),
+            )
         )
     if s.entities:
         metrics.update(entity_metrics(predictions, documents, references, load_ner(s.ner_model)))

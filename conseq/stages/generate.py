@@ -47,6 +47,8 @@ def run(cfg: Config) -> dict | None:
         raise ValueError(f"stages.generate.mode={g.mode!r}: choose one of {', '.join(MODES)}")
     if g.num_candidates < 1 or g.shard_size < 1:
         raise ValueError("stages.generate.num_candidates and stages.generate.shard_size must be >= 1")
+    if g.max_documents is not None and g.max_documents < 1:
+        raise ValueError(f"stages.generate.max_documents={g.max_documents}: give null (all) or >= 1")
     art = specs.candidates(cfg)
     if art.done and not cfg.force:
         return runtime.emit_result("generate", art.path, True, art.metrics())
@@ -65,7 +67,7 @@ def run(cfg: Config) -> dict | None:
     model.to(acc.device).eval()
 
     # data
-    rows = prepare.read_split(data_art, g.split)
+    rows = prepare.read_split(data_art, g.split)[: g.max_documents]
     if not rows:
         raise ValueError(f"the {g.split!r} split of {data_art.path} is empty (stages.generate.split)")
     shards = [rows[start : start + g.shard_size] for start in range(0, len(rows), g.shard_size)]

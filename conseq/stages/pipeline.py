@@ -5,8 +5,9 @@
     accelerate launch --multi_gpu -m conseq.train stage=pipeline …
 
 qagen → mle → generate → score → partition (QUALS, and ROUGE for the baseline) → contrastive (each variant of
-stages.pipeline.variants) → evaluate (MLE and every variant). Each stage prints its own result line; the
-pipeline's line comes last and holds the comparison.
+stages.pipeline.variants) → QAGS's question generator and QA model, the FactCC classifier (for evaluate's
+extra_scorers, unless `qg=`/`qa=`/`factcc=` name checkpoints) → evaluate (MLE and every variant).
+Each stage prints its own result line; the pipeline's line comes last and holds the comparison.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ def run(cfg: Config) -> dict | None:
         plan.append(("partition", _with(cfg, partition=replace(cfg.stages.partition, scorer=scorer))))
     for variant in variants:
         plan.append(("contrastive", _with(cfg, contrastive=replace(cfg.stages.contrastive, variant=variant))))
+    # QAGS's question generator and QA model, the FactCC classifier: trained unless given as checkpoints.
+    extra = cfg.stages.evaluate.extra_scorers
+    if "qags" in extra and cfg.qg is None:
+        plan.append(("qagen", _with(cfg, qagen=replace(cfg.stages.qagen, mode="qg"))))
+    if "qags" in extra and cfg.qa is None:
+        plan.append(("qa", cfg))
+    if "factcc" in extra and cfg.factcc is None:
+        plan.append(("factcc", cfg))
     models = list(cfg.stages.evaluate.models) or ["mle", *variants]
     plan.append(("evaluate", _with(cfg, evaluate=replace(cfg.stages.evaluate, models=models))))
 

@@ -21,6 +21,8 @@ FIRST_VERSION_KEYS = {
     "unreadable_rate",
 }
 LATER_KEYS = {"quals", "prec_s", "prec_t", "recall_t", "f1_t", "sampled_hallucination_rate", "val_nll"}
+# QAGS and FactCC columns (their QG, QA and classifier models are trained by the pipeline itself).
+EXTRA_KEYS = {"qags", "qags_null", "factcc"}
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +50,21 @@ def test_pipeline_reports_every_model(pipeline):
     models = result["metrics"]["models"]
     assert set(MODELS) <= set(models) and "reference" in models
     for name in MODELS:
-        assert set(models[name]) >= FIRST_VERSION_KEYS | LATER_KEYS, name
+        assert set(models[name]) >= FIRST_VERSION_KEYS | LATER_KEYS | EXTRA_KEYS, name
+        assert 0.0 <= models[name]["factcc"] <= 1.0
         assert 0.0 <= models[name]["hallucination_rate"] <= 1.0
     # The references carry the world's noise: the oracle must see it.
     assert models["reference"]["hallucination_rate"] > 0
     artifact = Path(result["artifact"])
     table = (artifact / "table.md").read_text()
     assert all(f"| {name} |" in table for name in MODELS)
+    assert "QAGS" in table and "FactCC" in table
     assert "| model |" in proc.stderr  # the table is printed on stderr too
     saved = json.loads((artifact / "metrics.json").read_text())
     assert set(saved["models"]) == set(models)
     # Every stage printed its own contract line before the pipeline's.
     stages = [json.loads(line)["stage"] for line in proc.stdout.splitlines() if line.startswith("{")]
-    for stage in ("mle", "generate", "score", "partition", "contrastive", "evaluate", "pipeline"):
+    for stage in ("mle", "generate", "score", "partition", "contrastive", "qa", "factcc", "evaluate", "pipeline"):
         assert stage in stages
     assert stages[-1] == "pipeline"
 

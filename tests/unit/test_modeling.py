@@ -59,3 +59,62 @@ def test_ensure_sep_token_adds_and_resizes(tokenizer):
 def test_missing_local_model_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model at"):
         load_model(str(tmp_path / "nowhere"))
+
+
+def _pick_task(rng, n):
+    """Sources of 6 random names; the target is the name after "winner": only readable from the source."""
+    names = [
+        "anna",
+        "boris",
+        "chen",
+        "dara",
+        "emil",
+        "farid",
+        "greta",
+        "hugo",
+        "ines",
+        "jonas",
+        "kira",
+        "lars",
+        "mona",
+        "nils",
+        "olga",
+        "piet",
+    ]
+    sources, targets = [], []
+    for _ in range(n):
+        words = rng.sample(names, 6)
+        k = rng.randrange(5)
+        sources.append(" ".join([*words[:k], "winner", *words[k:]]))
+        targets.append(words[k])
+    return sources, targets
+
+
+def test_from_scratch_model_learns_to_read_its_source():
+    """A short training run must make the decoder use the encoder: the loss with the right sources falls far
+    below the loss with the sources shuffled between rows (BART's 0.02 init at small widths failed this: the
+    encoder collapsed towards a constant and the loss barely depended on the source)."""
+    import random
+
+    from conseq.data.batching import collate, encode_pairs
+
+    rng = random.Random(0)
+    train_src, train_tgt = _pick_task(rng, 2000)
+    tok = train_tokenizer([*train_src, "winner"], vocab_size=300, min_frequency=1)
+    model = build_tiny_model(tok, d_model=64, encoder_layers=1, decoder_layers=1, ffn_dim=128, dropout=0.0)
+    enc = encode_pairs(tok, train_src, train_tgt, max_source_length=32, max_target_length=8)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    for _step in range(150):
+        rows = [rng.randrange(len(train_src)) for _ in range(32)]
+        batch = collate([enc.input_ids[i] for i in rows], [enc.labels[i] for i in rows], tok.pad_token_id)
+        model(**batch).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    test_src, test_tgt = _pick_task(random.Random(1), 64)
+    held = encode_pairs(tok, test_src, test_tgt, max_source_length=32, max_target_length=8)
+    model.eval()
+    with torch.no_grad():
+        right = model(**collate(held.input_ids, held.labels, tok.pad_token_id)).loss.item()
+        shuffled = model(**collate(held.input_ids[1:] + held.input_ids[:1], held.labels, tok.pad_token_id)).loss
+    assert right < 0.5 * shuffled.item(), (right, shuffled.item())
