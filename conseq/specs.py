@@ -37,19 +37,37 @@ def _world(cfg: Config) -> dict[str, Any] | None:
 
 
 def tokenizer(cfg: Config, model: ModelConfig) -> Artifact | None:
-    """The from-scratch tokenizer (None for a pretrained model, which brings its own)."""
-    if model.name_or_path:
+    """The from-scratch tokenizer (None for a pretrained or warm-started model, which brings its own)."""
+    if model.name_or_path or model.warm_start:
         return None
     return artifact(cfg.paths.root, "tokenizer", prepare.tokenizer_spec(model, data(cfg).key))
+
+
+WARM_STARTS = ("mle",)
 
 
 def base_model(cfg: Config, model: ModelConfig) -> dict[str, Any]:
     if model.name_or_path:
         return {"name_or_path": model.name_or_path}
+    if model.warm_start is not None:
+        if model.warm_start not in WARM_STARTS:
+            raise ValueError(f"warm_start={model.warm_start!r}: choose null or one of {', '.join(WARM_STARTS)}")
+        return {"warm_start": mle(cfg).key}
     return {"scratch": model.scratch_dims(), "tokenizer": tokenizer(cfg, model).key}
 
 
+def start_from(cfg: Config, model: ModelConfig) -> str | None:
+    """The folder or hub id a training stage loads its first weights from; None = build from scratch."""
+    if model.name_or_path:
+        return model.name_or_path
+    if model.warm_start == "mle":
+        return str(require(mle(cfg), "stage=mle", "MLE summarizer (warm_start=mle)").path)
+    return None
+
+
 def mle(cfg: Config) -> Artifact:
+    if cfg.model.warm_start is not None:
+        raise ValueError("model.warm_start: the summarizer itself cannot warm-start from the MLE model")
     spec = {
         "stage": "mle",
         "data": data(cfg).key,

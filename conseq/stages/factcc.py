@@ -38,6 +38,7 @@ def run(cfg: Config) -> dict | None:
         raise SystemExit(f"factcc={cfg.factcc!r} names an existing classifier; drop it to train one here")
     if art.done and not cfg.force:
         return runtime.emit_result("factcc", art.path, True, art.metrics())
+    specs.start_from(cfg, cfg.factcc_model)  # a missing warm-start model fails here, before anything is written
     rt = runtime.start(
         run_dir=run_dir(cfg.paths.root, f"factcc-{art.key}"),
         seed=s.seed,
@@ -153,9 +154,10 @@ def initial_model(cfg: Config, tokenizer_dir: str | None):
 
     labels = {"id2label": dict(LABELS), "label2id": {v: k for k, v in LABELS.items()}}
     m = cfg.factcc_model
-    if m.name_or_path:
-        model = AutoModelForSequenceClassification.from_pretrained(m.name_or_path, num_labels=2, **labels)
-        return model, AutoTokenizer.from_pretrained(m.name_or_path)
+    start = specs.start_from(cfg, m)
+    if start:
+        model = AutoModelForSequenceClassification.from_pretrained(start, num_labels=2, **labels)
+        return model, AutoTokenizer.from_pretrained(start)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     model = build_tiny_head_model(
         AutoModelForSequenceClassification, tokenizer, seed=cfg.stages.factcc.seed, **m.scratch_dims(), **labels

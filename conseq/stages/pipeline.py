@@ -4,7 +4,7 @@
     python -m conseq.train stage=pipeline experiment=xsum_bart_large
     accelerate launch --multi_gpu -m conseq.train stage=pipeline …
 
-qagen → mle → generate → score → partition (QUALS, and ROUGE for the baseline) → contrastive (each variant of
+mle → qagen → generate → score → partition (QUALS, and ROUGE for the baseline) → contrastive (each variant of
 stages.pipeline.variants) → QAGS's question generator and QA model, the FactCC classifier (for evaluate's
 extra_scorers, unless `qg=`/`qa=`/`factcc=` name checkpoints) → evaluate (MLE and every variant).
 Each stage prints its own result line; the pipeline's line comes last and holds the comparison.
@@ -29,8 +29,10 @@ def run(cfg: Config) -> dict | None:
 
     variants = list(cfg.stages.pipeline.variants)
     scorers = dict.fromkeys(cfg.stages.contrastive.resolved(v).partition_scorer for v in variants)
-    plan = [("qagen", cfg)] if cfg.qagen is None else []
-    plan += [("mle", cfg), ("generate", cfg)]
+    # mle first: the tiny QAGen (and QAGS's and FactCC's models) warm-start from it (ModelConfig.warm_start).
+    plan = [("mle", cfg)]
+    plan += [("qagen", cfg)] if cfg.qagen is None else []
+    plan += [("generate", cfg)]
     if "quals" in scorers:
         plan.append(("score", cfg))
     for scorer in scorers:

@@ -39,6 +39,7 @@ def run(cfg: Config) -> dict | None:
         raise SystemExit(f"qa={cfg.qa!r} names an existing QA model; drop it to train one here")
     if art.done and not cfg.force:
         return runtime.emit_result("qa", art.path, True, art.metrics())
+    specs.start_from(cfg, cfg.qa_model)  # a missing warm-start model fails here, before anything is written
     rt = runtime.start(
         run_dir=run_dir(cfg.paths.root, f"qa-{art.key}"),
         seed=s.seed,
@@ -148,10 +149,9 @@ def initial_model(cfg: Config, tokenizer_dir: str | None):
     from conseq.modeling import build_tiny_head_model
 
     m = cfg.qa_model
-    if m.name_or_path:
-        return AutoModelForQuestionAnswering.from_pretrained(m.name_or_path), AutoTokenizer.from_pretrained(
-            m.name_or_path
-        )
+    start = specs.start_from(cfg, m)
+    if start:
+        return AutoModelForQuestionAnswering.from_pretrained(start), AutoTokenizer.from_pretrained(start)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     model = build_tiny_head_model(AutoModelForQuestionAnswering, tokenizer, seed=cfg.stages.qa.seed, **m.scratch_dims())
     return model, tokenizer

@@ -19,7 +19,9 @@ from tests.stages.conftest import ENV, SMOKE
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("qags_root")
+    root = tmp_path_factory.mktemp("qags_root")
+    run_stage(root, "stage=mle", *SMOKE, env=ENV)  # the QG, QA and FactCC models warm-start from it
+    return root
 
 
 @pytest.fixture(scope="module")

@@ -190,7 +190,7 @@ DOCS = [
 ROWS = [
     (DOCS[0], "Tom Reyes of Delta Bank won 7 games in Hanoi on Monday, officials said."),
     (DOCS[0], "Tom Reyes of Delta Bank won 5 games in Oslo on Monday, officials said."),  # wrong facts
-    (DOCS[1], "Nothing happened at all today."),  # no pair survives the filter
+    (DOCS[1], "Nothing."),  # no pair survives the filter
     (DOCS[0], "Lena Park won 7 games in Hanoi."),
     (DOCS[1], "Ines Costa of Porto Rovers won 2 games in Quito on Monday, officials said."),
 ]
