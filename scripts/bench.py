@@ -25,6 +25,11 @@ costs in bart-base; tiny uses the tokenizer's size, as model=tiny does.
    give the pad share of those runs and of a whole epoch of all rows, with the Trainer's group_by_length too.
 5. Peak memory of (1): each way runs in its own subprocess (which also times it for (1)); the peak resident
    memory during the run minus the resident memory just before it.
+6. QUALS vs QAGS end to end (the paper's "55x faster" claim), with the models a default run trained (`make demo`,
+   or ``--models <paths.root>``): the tiny QAGen against QAGS's tiny question generator + tiny extractive QA
+   model + spaCy NER, the same shape each, on the news world's test references. Random weights would not do
+   here: both metrics filter their generated questions, and untrained models leave nothing to answer or score.
+   Skipped (with a note) when those models are absent.
 
 Reading: ratio = how many times faster or leaner conseq's way is (baseline s / conseq s, conseq samples/s /
 baseline samples/s, baseline MB / conseq MB). Every path is warmed up on a small input first, then timed with
@@ -379,6 +384,48 @@ def mle_section(model, tokenizer, rows, plan: Plan, size: str, workdir: Path) ->
 # save
 
 
+# 6: QUALS vs QAGS end to end, with trained models
+
+
+def scorer_section(models_root: Path, rows_n: int) -> tuple[list[dict], dict]:
+    """Summaries per second of QualsScorer and QagsScorer on the same (document, reference) pairs."""
+    from hydra.errors import InstantiationException
+
+    from conseq import specs
+    from conseq.data import prepare
+    from conseq.quals import QualsScorer
+    from conseq.scorers import build_scorer, project_config
+
+    cfg = project_config(str(models_root))
+    try:
+        scorers = {
+            "quals": QualsScorer.from_pretrained(
+                specs.qagen_location(cfg)[0], device="cpu", **asdict(cfg.stages.score.quals)
+            ),
+            "qags": build_scorer(cfg, "qags", device="cpu"),  # as evaluate builds it
+        }
+    except (FileNotFoundError, InstantiationException) as err:  # hydra wraps the missing-model error
+        print(f"skipping (6) QUALS vs QAGS: {err}", file=sys.stderr)
+        return [], {}
+    rows = prepare.read_split(specs.data(cfg), "test")[:rows_n]
+    documents, summaries = [r["document"] for r in rows], [r["summary"] for r in rows]
+    seconds, nulls = {}, {}
+    for name, scorer in scorers.items():
+        scorer.score(documents[:2], summaries[:2])  # warm-up
+        seconds[name], results = timed(lambda s=scorer: s.score(documents, summaries))
+        values = [getattr(r, "quals", getattr(r, "value", None)) for r in results]
+        nulls[name] = sum(v is None for v in values)
+    note = (
+        f"{len(rows)} news-world test references; summaries/s; null scores: QUALS {nulls['quals']}, "
+        f"QAGS {nulls['qags']}; QUALS 60 groups, QAGS {cfg.scorers['qags'].get('num_beams')} beams"
+    )
+    per_s = {name: len(rows) / seconds[name] for name in seconds}
+    return [result("(6) QUALS vs QAGS throughput", "summaries/s", per_s["quals"], per_s["qags"], note, True)], {
+        "quals_seconds": seconds["quals"],
+        "qags_seconds": seconds["qags"],
+    }
+
+
 def table(results: list[dict]) -> str:
     lines = ["| measure | conseq | baseline | ratio | notes |", "|---|---|---|---|---|"]
     for r in results:
@@ -394,6 +441,8 @@ def main() -> None:
     parser.add_argument("--docs", type=int, help="documents for (1) and (5) (default: 16; 2 with --quick)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
     parser.add_argument("--repeats", type=int, help="best of k for conseq's inference paths (3; 1 with --quick)")
+    parser.add_argument("--models", default=str(ROOT / "outputs"), help="paths.root of a default run, for (6)")
+    parser.add_argument("--scorer-rows", type=int, default=50, help="references scored in (6) (10 with --quick)")
     parser.add_argument("--worker", choices=["shared", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--tokenizer", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -422,6 +471,9 @@ def main() -> None:
         generation, more_checks = generation_section(model, tokenizer, rows, plan, args.repeats)
         results += generation + conseq_step_section(model, tokenizer, rows, plan, args.size)
         results += mle_section(model, tokenizer, rows, plan, args.size, Path(tmp))
+    scored, scorer_checks = scorer_section(Path(args.models), 10 if args.quick else args.scorer_rows)
+    results += scored
+    more_checks |= scorer_checks
 
     # save
     seconds = time.perf_counter() - start

@@ -133,6 +133,7 @@ def run(cfg: Config) -> dict | None:
         **{f"qa_data_{k}": v for k, v in qa_art.metrics().items()},
         **{f"val_{k}": v for k, v in result.best.items()},
     }
+    result = None  # the main process reports; the others return None (the pipeline's contract)
     if acc.is_main_process:
         if qg:
             pairs = loading.qa_examples(val_rows)[: s.check_passages]

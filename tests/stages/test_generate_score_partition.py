@@ -75,6 +75,15 @@ def test_generate_second_run_is_a_cache_hit(upstream, generated):
     assert again["metrics"] == generated["metrics"]
 
 
+def test_generate_max_documents_takes_the_first_rows_with_the_same_candidates(upstream, generated):
+    result, _ = run_stage(upstream, *GENERATE, "stages.generate.max_documents=32")
+    assert result["artifact"] != generated["artifact"]
+    rows, full = candidates_of(result), candidates_of(generated)
+    # Shards are seeded by their index: whole shards (smoke: 16 rows) come out as in the full run.
+    assert [r["id"] for r in rows] == [r["id"] for r in full[:32]]
+    assert rows == full[:32]
+
+
 def test_generate_diverse_beam_mode(upstream, generated):
     result, _ = run_stage(upstream, *GENERATE, "stages.generate.mode=diverse_beam", "stages.generate.num_candidates=3")
     assert result["artifact"] != generated["artifact"] and result["metrics"]["mode"] == "diverse_beam"

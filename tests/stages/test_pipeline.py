@@ -98,3 +98,12 @@ def test_evaluate_without_an_mle_model_says_which_command_builds_it(tmp_path):
     )
     assert proc.returncode != 0 and result is None
     assert "stage=mle" in proc.stderr
+
+
+def test_warm_started_qagen_without_its_mle_model_says_which_command_builds_it(tmp_path):
+    # The tiny QAGen starts from the MLE summarizer (qagen_model.warm_start=mle): asked for first, it must name
+    # the missing model and leave no partial QAGen behind.
+    result, proc = run_stage(tmp_path, "stage=qagen", "debug=smoke", check=False, timeout=300)
+    assert proc.returncode != 0 and result is None
+    assert "stage=mle" in proc.stderr and "warm_start" in proc.stderr
+    assert not list(tmp_path.glob("cache/qagen/*"))
