@@ -40,7 +40,6 @@ def launch(root: Path, *overrides: str, timeout: int = 1200) -> tuple[dict, subp
         f"paths.root={root}",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **ENV})
-    Path("/tmp/exp/launch.err").write_text(proc.stderr)
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     return json.loads(lines[-1]), proc
