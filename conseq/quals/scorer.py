@@ -197,6 +197,13 @@ class QualsScorer:
             max_new_tokens=max_new_tokens,
         )
         self.max_qas, self.summary_ll, self.aggregate = max_qas, summary_ll, aggregate
+        # A model's position table bounds what it can read (the tiny QAGen has 512 positions, bart-large 1024):
+        # longer limits are cut to it, so long documents are truncated (and counted), never an index error.
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if positions and max(max_source_length, max_summary_length) > positions:
+            log.info("QAGen reads at most %d tokens: source/summary limits cut to it", positions)
+            max_source_length = min(max_source_length, positions)
+            max_summary_length = min(max_summary_length, positions)
         self.max_source_length, self.max_summary_length = max_source_length, max_summary_length
         self.batch_size, self.max_rows = batch_size, max_rows
         self.pad_id = tokenizer.pad_token_id

@@ -378,3 +378,13 @@ def test_out_of_memory_splits_batches(qagen):
         scorer._on_oom_split(lambda items: small_memory(items * 3), [5])
     with pytest.raises(ValueError):  # anything but out-of-memory propagates at once
         scorer._on_oom_split(lambda items: int("x"), [1, 2])
+
+
+def test_documents_longer_than_the_position_table_are_truncated_and_counted(qagen_model_dir):
+    # The tiny QAGen has 512 positions; the default source limit is bart-large's 1024. A long real document
+    # must be cut to what the model can read (and counted), not crash on a position index.
+    scorer = QualsScorer.from_pretrained(str(qagen_model_dir), device="cpu", num_groups=8, max_new_tokens=12)
+    long_document = " ".join([DOCS[0]] * 60)
+    assert len(scorer.tokenizer(long_document).input_ids) > 512
+    results = scorer.score([long_document, DOCS[0]], [ROWS[0][1], ROWS[0][1]])
+    assert len(results) == 2 and scorer.stats["truncated_sources"] == 1
