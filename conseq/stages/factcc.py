@@ -38,7 +38,7 @@ def run(cfg: Config) -> dict | None:
         raise SystemExit(f"factcc={cfg.factcc!r} names an existing classifier; drop it to train one here")
     if art.done and not cfg.force:
         return runtime.emit_result("factcc", art.path, True, art.metrics())
-    specs.start_from(cfg, cfg.factcc_model)  # a missing warm-start model fails here, before anything is written
+    start = specs.start_from(cfg, cfg.factcc_model)  # a missing warm-start model fails here, before any write
     rt = runtime.start(
         run_dir=run_dir(cfg.paths.root, f"factcc-{art.key}"),
         seed=s.seed,
@@ -72,7 +72,7 @@ def run(cfg: Config) -> dict | None:
                 write_jsonl(out / "validation_pairs.jsonl", make_pairs(nlp, val_rows, seed=s.seed + 1, **knobs))
     train_pairs = read_jsonl(art.partial / "train_pairs.jsonl")
     val_pairs = read_jsonl(art.partial / "validation_pairs.jsonl")
-    model, tokenizer = initial_model(cfg, tok_art and str(tok_art.path))
+    model, tokenizer = initial_model(cfg, start, tok_art and str(tok_art.path))
 
     # data
     max_length = cfg.factcc_model.max_source_length
@@ -146,7 +146,7 @@ def run(cfg: Config) -> dict | None:
     return result
 
 
-def initial_model(cfg: Config, tokenizer_dir: str | None):
+def initial_model(cfg: Config, start: str | None, tokenizer_dir: str | None):
     """A pretrained checkpoint with a (new) 2-class head, or the tiny BART classifier from scratch."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -154,8 +154,7 @@ def initial_model(cfg: Config, tokenizer_dir: str | None):
 
     labels = {"id2label": dict(LABELS), "label2id": {v: k for k, v in LABELS.items()}}
     m = cfg.factcc_model
-    start = specs.start_from(cfg, m)
-    if start:
+    if start:  # specs.start_from: a pretrained checkpoint or the warm-start model
         model = AutoModelForSequenceClassification.from_pretrained(start, num_labels=2, **labels)
         return model, AutoTokenizer.from_pretrained(start)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)

@@ -39,7 +39,7 @@ def run(cfg: Config) -> dict | None:
         raise SystemExit(f"qa={cfg.qa!r} names an existing QA model; drop it to train one here")
     if art.done and not cfg.force:
         return runtime.emit_result("qa", art.path, True, art.metrics())
-    specs.start_from(cfg, cfg.qa_model)  # a missing warm-start model fails here, before anything is written
+    start = specs.start_from(cfg, cfg.qa_model)  # a missing warm-start model fails here, before any write
     rt = runtime.start(
         run_dir=run_dir(cfg.paths.root, f"qa-{art.key}"),
         seed=s.seed,
@@ -58,7 +58,7 @@ def run(cfg: Config) -> dict | None:
             prepare.build_tokenizer(tok_art, data_art, cfg.qa_model)
         if acc.is_main_process:
             art.start(force=cfg.force)
-    model, tokenizer = initial_model(cfg, tok_art and str(tok_art.path))
+    model, tokenizer = initial_model(cfg, start, tok_art and str(tok_art.path))
 
     # data
     max_length = cfg.qa_model.max_source_length
@@ -142,15 +142,14 @@ def run(cfg: Config) -> dict | None:
     return result
 
 
-def initial_model(cfg: Config, tokenizer_dir: str | None):
+def initial_model(cfg: Config, start: str | None, tokenizer_dir: str | None):
     """A pretrained checkpoint with a (new) QA head, or the tiny BART QA model from scratch."""
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from conseq.modeling import build_tiny_head_model
 
     m = cfg.qa_model
-    start = specs.start_from(cfg, m)
-    if start:
+    if start:  # specs.start_from: a pretrained checkpoint or the warm-start model
         return AutoModelForQuestionAnswering.from_pretrained(start), AutoTokenizer.from_pretrained(start)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     model = build_tiny_head_model(AutoModelForQuestionAnswering, tokenizer, seed=cfg.stages.qa.seed, **m.scratch_dims())

@@ -44,7 +44,7 @@ def run(cfg: Config) -> dict | None:
         raise SystemExit(f"{flag}={getattr(cfg, flag)!r} names an existing model; drop it to train one here")
     if art.done and not cfg.force:
         return runtime.emit_result("qagen", art.path, True, art.metrics())
-    specs.start_from(cfg, cfg.qagen_model)  # a missing warm-start model fails here, before anything is written
+    start = specs.start_from(cfg, cfg.qagen_model)  # a missing warm-start model fails here, before any write
     rt = runtime.start(
         run_dir=run_dir(cfg.paths.root, f"{art.kind}-{art.key}"),
         seed=s.seed,
@@ -64,7 +64,7 @@ def run(cfg: Config) -> dict | None:
         if acc.is_main_process:
             art.start(force=cfg.force)
     model, tokenizer = modeling.initial_model(
-        specs.start_from(cfg, cfg.qagen_model),
+        start,
         cfg.qagen_model.scratch_dims(),
         tok_art and str(tok_art.path),
         add_sep=True,
