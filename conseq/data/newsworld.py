@@ -436,6 +436,8 @@ class WorldConfig:
 
 
 SPLITS = ("train", "validation", "test", "qa")
+# Settings that shape only the qa split: it is generated last, so the summarization splits never depend on them.
+QA_ONLY = ("n_qa", "qa_noise")
 
 
 def _in_doc(value: str, document: str) -> bool:

@@ -40,7 +40,10 @@ def _caps(cfg: DataConfig) -> dict[str, int | None]:
 def summarization_spec(cfg: DataConfig) -> dict[str, Any]:
     spec: dict[str, Any] = {"source": cfg.source, "caps": _caps(cfg), "on_bad_row": cfg.on_bad_row}
     if cfg.source == "newsworld":
-        spec["world"] = asdict(cfg.world)
+        from conseq.data.newsworld import QA_ONLY
+
+        # Keyed without the QA split's settings, so a bigger QAGen corpus does not retrain the summarizer.
+        spec["world"] = {k: v for k, v in asdict(cfg.world).items() if k not in QA_ONLY}
     elif cfg.source == "hub":
         if not cfg.hub_id:
             raise ValueError("data.source=hub needs data.hub_id (e.g. EdinburghNLP/xsum)")
@@ -76,7 +79,7 @@ def _load_summarization(cfg: DataConfig) -> tuple[dict[str, list[dict]], dict[st
     if cfg.source == "newsworld":
         from conseq.data import newsworld
 
-        world = newsworld.build_world(newsworld.WorldConfig(**asdict(cfg.world)))
+        world = newsworld.build_world(newsworld.WorldConfig(**{**asdict(cfg.world), "n_qa": 0}))
         splits = {s: world[s][: caps[s]] if caps[s] else world[s] for s in SPLITS}
     else:
         splits = {}

@@ -171,6 +171,23 @@ def test_qa_split_is_squad_with_every_fact_type(world):
     assert all(len(per_type[t]) >= 2 for t in ("age", "nationality", "role", "place", "number"))
 
 
+def test_qa_settings_leave_the_summarization_splits_and_their_key_alone():
+    from conseq.config import DataConfig
+    from conseq.data.prepare import summarization_spec
+
+    small = nw.WorldConfig(n_train=50, n_validation=10, n_test=10, n_qa=5, qa_noise=0.6)
+    big = nw.WorldConfig(n_train=50, n_validation=10, n_test=10, n_qa=40, qa_noise=0.9)
+    a, b = nw.build_world(small), nw.build_world(big)
+    assert all(a[s] == b[s] for s in ("train", "validation", "test")) and len(b["qa"]) > len(a["qa"])
+
+    def spec(world):
+        cfg = DataConfig()
+        cfg.world = world
+        return summarization_spec(cfg)
+
+    assert spec(small) == spec(big) != spec(nw.WorldConfig(n_train=51, n_validation=10, n_test=10))
+
+
 def _cli(*args: str, seed: str = "0") -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED=seed)
     cmd = [sys.executable, "-m", "conseq.data.newsworld", *args]
