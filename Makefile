@@ -25,8 +25,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
+# The demo runs one process per core with the real accelerate launcher (gloo on CPU, one thread each: on 2
+# cores two 1-thread processes beat one 2-thread process). DEMO_PROCS=1 runs a plain single process.
+DEMO_PROCS ?= 2
+ifeq ($(DEMO_PROCS),1)
+DEMO_RUN := $(PY) -m conseq.train
+else
+DEMO_RUN := OMP_NUM_THREADS=1 $(VENV)/bin/accelerate launch --multi_gpu --num_processes $(DEMO_PROCS) \
+	--num_machines 1 --mixed_precision no --dynamo_backend no -m conseq.train
+endif
+
 demo: install
-	$(PY) -m conseq.train stage=pipeline
+	$(DEMO_RUN) stage=pipeline
 
 test: install
 	$(PY) -m pytest -q

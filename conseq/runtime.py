@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 
 log = logging.getLogger("conseq")
 
@@ -89,6 +89,16 @@ def start(
         os.environ.setdefault("WANDB_DIR", str(run_dir))
         accelerator.init_trackers(run_name, config=_flatten(config or {}))
     return Runtime(accelerator=accelerator, run_dir=run_dir, tracking=tracking)
+
+
+def map_shards(accelerator: Accelerator | None, fn, items: list) -> list:
+    """``fn`` (a list -> a list of as many results) over this process's contiguous share of ``items``; every
+    process gets all the results, in input order. One process (or no accelerator): ``fn(items)``."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return fn(list(items))
+    with accelerator.split_between_processes(list(items)) as mine:
+        mine_out = fn(list(mine)) if mine else []
+    return gather_object(mine_out)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

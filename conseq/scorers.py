@@ -233,6 +233,7 @@ def extra_metrics(
     scorers: tuple[str, ...] = EXTRA_SCORERS,
     records: list[dict] | None = None,
     device: str | None = None,
+    accelerator=None,
 ) -> dict[str, Any]:
     """QAGS and FactCC of (document, summary) pairs, for the evaluate stage.
 
@@ -240,14 +241,22 @@ def extra_metrics(
     ``factcc`` (mean P(consistent)); when ``rows`` are the reference rows of the news world (they carry
     ``injected``), also ``qags_auc_noisy_refs`` / ``factcc_auc_noisy_refs``: the ROC AUC with which a low score
     flags a reference that carries an injected fact. ``records`` (one dict per pair), when given, get the
-    per-pair values under the scorer's name. Runs on the calling process only (call it on the main process).
+    per-pair values under the scorer's name. With an ``accelerator`` (call it on every process then), each
+    process scores its share and every process gets all the values; without one it runs where it is called.
     """
     from conseq.metrics import roc_auc
+    from conseq.runtime import map_shards
 
     metrics: dict[str, Any] = {}
     for name in scorers:
         scorer = build_scorer(cfg, name, device=device)
-        values = [r.value for r in scorer.score(documents, summaries, details=False)]
+        values = map_shards(
+            accelerator,
+            lambda idx, scorer=scorer: [
+                r.value for r in scorer.score([documents[i] for i in idx], [summaries[i] for i in idx], details=False)
+            ],
+            list(range(len(documents))),
+        )
         kept = [v for v in values if v is not None and not math.isnan(v)]
         metrics[name] = sum(kept) / len(kept) if kept else None
         if name == "qags":

@@ -184,14 +184,30 @@ def evaluate_one(cfg, rt, art: Artifact, location: str | None, rows, with_oracle
             s.batch_size,
         )
         del model
+    # The scorers run on every process, each on its share of the rows (runtime.map_shards); the main process
+    # then computes the metrics and writes the artifact.
+    reference_rows = rows if location is None else None
+    quals_values = quals_scores(cfg, qagen[0], documents, predictions, acc) if qagen else None
+    records = [
+        {"id": r["id"], "reference": r["summary"], "prediction": p} for r, p in zip(rows, predictions, strict=True)
+    ]
+    extra = {}
+    if s.extra_scorers:
+        extra = extra_metrics(
+            cfg,
+            documents,
+            predictions,
+            reference_rows,
+            scorers=tuple(s.extra_scorers),
+            records=records,
+            device=str(acc.device),
+            accelerator=acc,
+        )
     if not acc.is_main_process:
         acc.wait_for_everyone()
         return
 
     out = art.start(force=True)
-    records = [
-        {"id": r["id"], "reference": r["summary"], "prediction": p} for r, p in zip(rows, predictions, strict=True)
-    ]
     for record, sample in zip(records, samples, strict=False):
         record["sample"] = sample
     metrics.update(rouge_scores(predictions, references))
@@ -209,22 +225,9 @@ def evaluate_one(cfg, rt, art: Artifact, location: str | None, rows, with_oracle
         if samples:
             sampled_verdicts = [check_summary(r, p) for r, p in zip(rows, samples, strict=True)]
             metrics["sampled_hallucination_rate"] = oracle_rates(sampled_verdicts)["hallucination_rate"]
-    if qagen:
-        metrics.update(
-            quals_metrics(cfg, qagen[0], documents, predictions, records, rows if location is None else None)
-        )
-    if s.extra_scorers:
-        metrics.update(
-            extra_metrics(
-                cfg,
-                documents,
-                predictions,
-                rows if location is None else None,
-                scorers=tuple(s.extra_scorers),
-                records=records,
-                device=str(acc.device),
-            )
-        )
+    if quals_values is not None:
+        metrics.update(quals_metrics(quals_values, records, reference_rows))
+    metrics.update(extra)
     if s.entities:
         metrics.update(entity_metrics(predictions, documents, references, load_ner(s.ner_model)))
     write_jsonl(out / "predictions.jsonl", records)
@@ -236,13 +239,29 @@ def prepare_data(cfg: Config) -> Artifact:
     return prepare.build_summarization(specs.data(cfg), cfg.data)
 
 
-def quals_metrics(cfg, qagen_path: str, documents, summaries, records, reference_rows) -> dict[str, Any]:
+def quals_scores(cfg, qagen_path: str, documents, summaries, acc) -> list[float | None]:
+    """QUALS of each (document, summary), each process scoring its share; every process gets all values."""
     from conseq.quals.scorer import QualsScorer
 
-    q = cfg.stages.score.quals
-    scorer = QualsScorer.from_pretrained(qagen_path, **asdict(q))
-    results = scorer.score(documents, summaries, return_qa_pairs=False, progress=True)
-    values = [r.quals for r in results]
+    scorer = QualsScorer.from_pretrained(qagen_path, **asdict(cfg.stages.score.quals))
+    values = runtime.map_shards(
+        acc,
+        lambda idx: [
+            r.quals
+            for r in scorer.score(
+                [documents[i] for i in idx],
+                [summaries[i] for i in idx],
+                return_qa_pairs=False,
+                progress=acc.is_main_process,
+            )
+        ],
+        list(range(len(documents))),
+    )
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None  # the scorer is freed on return
+    return values
+
+
+def quals_metrics(values: list[float | None], records: list[dict], reference_rows) -> dict[str, Any]:
     for record, value in zip(records, values, strict=True):
         record["quals"] = value
     kept = [v for v in values if v is not None]
@@ -257,8 +276,6 @@ def quals_metrics(cfg, qagen_path: str, documents, summaries, records, reference
             metrics["quals_auc_noisy_refs"] = roc_auc([n for n, _ in pairs], [-v for _, v in pairs])
         except ValueError as err:
             log.warning("no QUALS AUC: %s", err)
-    del scorer
-    torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return metrics
 
 

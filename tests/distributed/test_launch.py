@@ -87,3 +87,22 @@ def test_score_rows_equal_one_process(roots):
     for a, b in zip(rows_one, rows_two, strict=True):
         for x, y in zip([a["reference_quals"], *a["candidate_quals"]], [b["reference_quals"], *b["candidate_quals"]]):
             assert (x is None and y is None) or abs(x - y) < 1e-5, (a["id"], x, y)
+
+
+def _reference_evaluation(root: Path) -> list[dict]:
+    for folder in (root / "cache" / "eval_model").iterdir():
+        spec = folder / "spec.json"
+        if (folder / "_SUCCESS").exists() and json.loads(spec.read_text())["model"] == "reference":
+            return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    raise AssertionError(f"no evaluation of the references in {root}")
+
+
+def test_evaluate_scores_equal_one_process(roots):
+    # evaluate scores on every process's share and gathers: same QUALS per reference, in the same order.
+    one, two, _, _ = roots
+    rows_one, rows_two = _reference_evaluation(one), _reference_evaluation(two)
+    assert [r["id"] for r in rows_one] == [r["id"] for r in rows_two] and rows_one
+    for a, b in zip(rows_one, rows_two, strict=True):
+        x, y = a["quals"], b["quals"]
+        assert (x is None and y is None) or abs(x - y) < 1e-5, (a["id"], x, y)
+    assert any(r["quals"] is not None for r in rows_one)
