@@ -246,7 +246,7 @@ def quals_scores(cfg, qagen_path: str, documents, summaries, acc) -> list[float 
     scorer = QualsScorer.from_pretrained(qagen_path, **asdict(cfg.stages.score.quals))
     values = runtime.map_shards(
         acc,
-        lambda idx: [
+        lambda idx, scorer=scorer: [
             r.quals
             for r in scorer.score(
                 [documents[i] for i in idx],
@@ -257,7 +257,8 @@ def quals_scores(cfg, qagen_path: str, documents, summaries, acc) -> list[float 
         ],
         list(range(len(documents))),
     )
-    torch.cuda.empty_cache() if torch.cuda.is_available() else None  # the scorer is freed on return
+    del scorer
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return values
 
 
