@@ -159,6 +159,22 @@ class QAGenStageConfig(TrainConfig):
     # qagen: passage -> "question<sep>answer" (QUALS) | qg: "answer<sep>passage" -> question (QAGS's question
     # generator; its own artifact kind, see specs.qg)
     mode: str = "qagen"
+    # Knobs that differ for mode qg (QAGS's question generator), e.g. {epochs: 1.5}: the two models share the
+    # rest of the recipe, but QUALS's QAGen is the one whose sharpness decides the method.
+    qg_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self, mode: str | None = None) -> QAGenStageConfig:
+        """This config for ``mode`` (default: ``mode``), with ``qg_overrides`` applied in mode qg."""
+        from dataclasses import fields, replace
+
+        mode = mode or self.mode
+        if mode not in ("qagen", "qg"):
+            raise ValueError(f"stages.qagen.mode={mode!r}: choose qagen (QUALS's QAGen) or qg (QAGS's generator)")
+        overrides = self.qg_overrides if mode == "qg" else {}
+        unknown = (set(overrides) - {f.name for f in fields(self)}) | (set(overrides) & {"mode", "qg_overrides"})
+        if unknown:
+            raise ValueError(f"stages.qagen.qg_overrides: {sorted(unknown)} are not QAGen training knobs")
+        return replace(self, mode=mode, **overrides)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from conseq.data import prepare
 
 # Knobs that never change an artifact's content. (stages.qagen.mode does, but as the artifact's kind: specs.qagen
 # is the QUALS model, specs.qg the QAGS question generator, so existing QAGen keys did not change with the knob.)
-NOT_KEYED = {"log_every", "save_every", "batch_size_eval", "max_rows", "variants", "mode"}
+NOT_KEYED = {"log_every", "save_every", "batch_size_eval", "max_rows", "variants", "mode", "qg_overrides"}
 
 
 def _keyed(obj: Any) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def qagen(cfg: Config) -> Artifact | None:
         "stage": "qagen",
         "qa_data": qa_data(cfg).key,
         "model": base_model(cfg, cfg.qagen_model),
-        "train": _keyed(cfg.stages.qagen),
+        "train": _keyed(cfg.stages.qagen.resolved("qagen")),
     }
     return artifact(cfg.paths.root, "qagen", spec)
 
@@ -163,7 +163,7 @@ def qg(cfg: Config) -> Artifact | None:
         "qa_data": qa_data(cfg).key,
         "model": base_model(cfg, cfg.qagen_model),
         "lengths": [cfg.qagen_model.max_source_length, cfg.qagen_model.max_target_length],
-        "train": _keyed(cfg.stages.qagen),
+        "train": _keyed(cfg.stages.qagen.resolved("qg")),
     }
     return artifact(cfg.paths.root, "qg", spec)
 

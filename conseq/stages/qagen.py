@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 
 def run(cfg: Config) -> dict | None:
     # setup
-    s = cfg.stages.qagen
-    if s.mode not in ("qagen", "qg"):
-        raise SystemExit(f"stages.qagen.mode={s.mode!r}: choose qagen (QUALS's QAGen) or qg (QAGS's generator)")
+    try:
+        s = cfg.stages.qagen.resolved()
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     qg = s.mode == "qg"
     art = specs.qg(cfg) if qg else specs.qagen(cfg)
     if art is None:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,20 @@ def test_qg_mode_leaves_qagen_keys_alone(root):
     assert "mode" not in specs.qagen(cfg).spec["train"]  # QAGen keys are what they were before the knob
     assert specs.qagen(qg_cfg).key == specs.qagen(cfg).key
     assert specs.qg(cfg).key == specs.qg(qg_cfg).key and specs.qg(cfg).spec["mode"] == "qg"
+
+
+def test_qg_overrides_change_the_question_generator_only(root):
+    from conseq import specs
+
+    cfg = compose(f"paths.root={root}")
+    longer = compose(f"paths.root={root}", "stages.qagen.qg_overrides.epochs=7")
+    assert specs.qagen(longer).key == specs.qagen(cfg).key
+    assert specs.qg(longer).key != specs.qg(cfg).key and specs.qg(longer).spec["train"]["epochs"] == 7
+    assert longer.stages.qagen.resolved("qagen").epochs == cfg.stages.qagen.epochs
+    with pytest.raises(ValueError, match="not QAGen training knobs"):
+        replace(cfg.stages.qagen, qg_overrides={"epoch": 2}).resolved("qg")
+    with pytest.raises(ValueError, match="choose qagen"):
+        cfg.stages.qagen.resolved("qga")
 
 
 def test_score_cli_qags_round_trip(qa, qg, rows_file, tmp_path):
