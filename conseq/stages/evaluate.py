@@ -257,7 +257,7 @@ def quals_scores(cfg, qagen_path: str, documents, summaries, acc) -> list[float 
         ],
         list(range(len(documents))),
     )
-    del scorer
+    del scorer  # the lambda holds it as a default argument (no closure cell), so this frees the model
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return values
 
