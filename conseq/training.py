@@ -80,6 +80,9 @@ def fit(
         lr=cfg.lr,
         betas=tuple(cfg.adam_betas),
         eps=cfg.adam_eps,
+        # One multi-tensor kernel per step instead of a loop over ~100 parameters (torch's default on CPU): 15%
+        # of a tiny BART's step on CPU, and what the GPU default already does.
+        foreach=True,
     )
     if cfg.schedule not in SCHEDULES:
         raise ValueError(f"schedule={cfg.schedule!r}: choose one of {', '.join(SCHEDULES)}")
@@ -94,7 +97,7 @@ def fit(
 
     def inner() -> torch.nn.Module:
         unwrapped = acc.unwrap_model(prepared)
-        return unwrapped.seq2seq if isinstance(unwrapped, EncoderSharingPair) else unwrapped
+        return unwrapped.seq2seq if isinstance(unwrapped, EncoderSharingPair | SharedSourceSeq2Seq) else unwrapped
 
     state_dir, best_dir = workdir / "training_state", workdir / "best"
     result = FitResult(steps=0, resumed_from=None)
@@ -266,6 +269,38 @@ class EncoderSharingPair(torch.nn.Module):
             )
             logits.append(out.logits)
         return logits[0], logits[1]
+
+
+class SharedSourceSeq2Seq(torch.nn.Module):
+    """Several targets per source in one forward: the encoder runs on each distinct source of the batch once and
+    its output is gathered per target row (``source_index``, from batching.collate_shared_sources). Gradients
+    through the gather add up over a source's targets, so this trains as one source copy per target would (with
+    encoder dropout on, a source's copies share one dropout mask). A QA passage carries ~8 question-answer
+    pairs, so QAGen training encodes ~8x fewer passage tokens (3x faster steps on the tiny BART)."""
+
+    def __init__(self, seq2seq: torch.nn.Module):
+        super().__init__()
+        self.seq2seq = seq2seq
+
+    def forward(self, input_ids, attention_mask, labels, source_index):
+        hidden = self.seq2seq.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        out = self.seq2seq(
+            encoder_outputs=(hidden.index_select(0, source_index),),
+            attention_mask=attention_mask.index_select(0, source_index),
+            decoder_input_ids=self.seq2seq.prepare_decoder_input_ids_from_labels(labels=labels),
+        )
+        return out.logits
+
+
+def shared_source_nll_loss(epsilon: float) -> LossFn:
+    """smoothed_nll_loss for a SharedSourceSeq2Seq module and collate_shared_sources batches."""
+
+    def loss_fn(module: torch.nn.Module, batch: dict[str, torch.Tensor]):
+        loss_sum, nll_sum, n_tokens = label_smoothed_nll(module(**batch), batch["labels"], epsilon)
+        n = n_tokens.clamp(min=1)
+        return loss_sum / n, {"loss": (loss_sum / n).item(), "nll": (nll_sum / n).item()}
+
+    return loss_fn
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

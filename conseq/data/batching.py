@@ -131,3 +131,19 @@ def collate_pairs(
     batch = collate(input_ids, pos_labels, pad_token_id)
     batch["neg_labels"] = _pad(neg_labels, IGNORE_INDEX)
     return batch
+
+
+def collate_shared_sources(
+    input_ids: list[list[int]], labels: list[list[int]], pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    """Collate (source, target) pairs whose sources repeat (a QA passage with several question-answer pairs):
+    ``input_ids`` holds each distinct source of the batch once, ``source_index`` maps every target row of
+    ``labels`` to its source row, so the encoder runs once per distinct source (see training.SharedSourceSeq2Seq).
+    """
+    if len(input_ids) != len(labels):
+        raise ValueError(f"batch sizes differ: {len(input_ids)} sources, {len(labels)} targets")
+    rows: dict[tuple[int, ...], int] = {}
+    source_index = [rows.setdefault(tuple(ids), len(rows)) for ids in input_ids]
+    batch = collate([list(ids) for ids in rows], labels, pad_token_id)
+    batch["source_index"] = torch.tensor(source_index, dtype=torch.long)
+    return batch

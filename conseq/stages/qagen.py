@@ -93,9 +93,13 @@ def run(cfg: Config) -> dict | None:
     train_rows = prepare.read_split(qa_art, "train")
     val_rows = prepare.read_split(qa_art, "validation")
     train, val = encode(train_rows), encode(val_rows)
-    examples = list(zip(train.input_ids, train.labels, strict=True))
+    # A passage's pairs side by side (length buckets keep that order among equal lengths), so a batch holds few
+    # distinct passages and SharedSourceSeq2Seq encodes each once.
+    first: dict[tuple[int, ...], int] = {}
+    order = sorted(range(len(train.input_ids)), key=lambda i: first.setdefault(tuple(train.input_ids[i]), i))
+    examples = [(train.input_ids[i], train.labels[i]) for i in order]
     val_examples = list(zip(val.input_ids, val.labels, strict=True))
-    source_lengths = [len(ids) for ids in train.input_ids]
+    source_lengths = [len(ids) for ids, _ in examples]
 
     def batches(epoch: int) -> list[list[int]]:
         return batching.length_buckets(
@@ -107,19 +111,23 @@ def run(cfg: Config) -> dict | None:
         )
 
     def collate(items):
+        return batching.collate_shared_sources([x for x, _ in items], [y for _, y in items], tokenizer.pad_token_id)
+
+    def val_collate(items):
         return batching.collate([x for x, _ in items], [y for _, y in items], tokenizer.pad_token_id)
 
     def evaluate(model) -> dict[str, float]:
-        return {"loss": training.validation_nll(model, rt, val_examples, collate, s.batch_size)}
+        return {"loss": training.validation_nll(model, rt, val_examples, val_collate, s.batch_size)}
 
     # loop
     model, result = training.fit(
         runtime=rt,
         model=model,
+        train_module=training.SharedSourceSeq2Seq(model),
         examples=examples,
         batches=batches,
         collate=collate,
-        loss_fn=training.smoothed_nll_loss(s.label_smoothing),
+        loss_fn=training.shared_source_nll_loss(s.label_smoothing),
         eval_fn=evaluate,
         cfg=s,
         workdir=art.partial,

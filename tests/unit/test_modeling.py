@@ -118,3 +118,33 @@ def test_from_scratch_model_learns_to_read_its_source():
         right = model(**collate(held.input_ids, held.labels, tok.pad_token_id)).loss.item()
         shuffled = model(**collate(held.input_ids[1:] + held.input_ids[:1], held.labels, tok.pad_token_id)).loss
     assert right < 0.5 * shuffled.item(), (right, shuffled.item())
+
+
+def test_shared_source_training_equals_one_source_copy_per_target(tokenizer):
+    """QAGen trains with each passage encoded once per batch; loss and every gradient must equal the plain
+    forward over one padded source copy per question-answer pair."""
+    from conseq.data.batching import collate, collate_shared_sources
+    from conseq.training import SharedSourceSeq2Seq, shared_source_nll_loss, smoothed_nll_loss
+
+    torch.manual_seed(0)
+    model = build_tiny_model(tokenizer, d_model=32, encoder_layers=2, decoder_layers=1, ffn_dim=64, dropout=0.0)
+    passages = ["Anna Berg won the final in Oslo on Sunday.", "Rain fell.", "The mayor of Lund opened a bridge."]
+    pairs = [(0, "who won?<sep>Anna Berg"), (1, "what fell?<sep>Rain"), (0, "where?<sep>Oslo"), (2, "who?<sep>mayor")]
+    sources = [tokenizer(passages[i])["input_ids"] for i, _ in pairs]
+    targets = [tokenizer(text_target=t)["input_ids"] for _, t in pairs]
+
+    shared = collate_shared_sources(sources, targets, tokenizer.pad_token_id)
+    assert shared["input_ids"].shape[0] == 3 and shared["source_index"].tolist() == [0, 1, 0, 2]
+
+    def loss_and_grads(loss_fn, module, batch):
+        model.zero_grad()
+        loss, _ = loss_fn(module, batch)
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    loss_a, grads_a = loss_and_grads(shared_source_nll_loss(0.1), SharedSourceSeq2Seq(model), shared)
+    loss_b, grads_b = loss_and_grads(smoothed_nll_loss(0.1), model, collate(sources, targets, tokenizer.pad_token_id))
+    assert loss_a == pytest.approx(loss_b, abs=1e-5)
+    assert grads_a.keys() == grads_b.keys()
+    for name, grad in grads_a.items():
+        torch.testing.assert_close(grad, grads_b[name], atol=1e-5, rtol=1e-4, msg=name)
