@@ -127,7 +127,7 @@ def run(cfg: Config) -> dict | None:
         examples=examples,
         batches=batches,
         collate=collate,
-        loss_fn=training.shared_source_nll_loss(s.label_smoothing),
+        loss_fn=training.smoothed_nll_loss(s.label_smoothing, training.shared_source_forward),
         eval_fn=evaluate,
         cfg=s,
         workdir=art.partial,

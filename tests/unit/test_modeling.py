@@ -124,7 +124,7 @@ def test_shared_source_training_equals_one_source_copy_per_target(tokenizer):
     """QAGen trains with each passage encoded once per batch; loss and every gradient must equal the plain
     forward over one padded source copy per question-answer pair."""
     from conseq.data.batching import collate, collate_shared_sources
-    from conseq.training import SharedSourceSeq2Seq, shared_source_nll_loss, smoothed_nll_loss
+    from conseq.training import SharedSourceSeq2Seq, shared_source_forward, smoothed_nll_loss
 
     torch.manual_seed(0)
     model = build_tiny_model(tokenizer, d_model=32, encoder_layers=2, decoder_layers=1, ffn_dim=64, dropout=0.0)
@@ -142,7 +142,7 @@ def test_shared_source_training_equals_one_source_copy_per_target(tokenizer):
         loss.backward()
         return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
-    loss_a, grads_a = loss_and_grads(shared_source_nll_loss(0.1), SharedSourceSeq2Seq(model), shared)
+    loss_a, grads_a = loss_and_grads(smoothed_nll_loss(0.1, shared_source_forward), SharedSourceSeq2Seq(model), shared)
     loss_b, grads_b = loss_and_grads(smoothed_nll_loss(0.1), model, collate(sources, targets, tokenizer.pad_token_id))
     assert loss_a == pytest.approx(loss_b, abs=1e-5)
     assert grads_a.keys() == grads_b.keys()
