@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -156,24 +157,27 @@ def make_pairs(
     min_sentence_tokens: int = 8,
     seed: int = 0,
     batch_size: int = 32,
+    docs: Iterable | None = None,
+    refs: Iterable | None = None,
 ) -> list[dict[str, Any]]:
     """(document, claim, label) pairs from summarization rows (``document``, ``summary``): per row, the positive
     claims (``claims_per_document`` distinct sentences, FactCC: 1; and/or the reference) and up to
     ``negatives_per_positive`` transformed claims each (each with a different transformation, tried in random
-    order). Rows: ``{"id", "document", "claim", "label" (1 = consistent), "transformation"}``."""
+    order). Rows: ``{"id", "document", "claim", "label" (1 = consistent), "transformation"}``.
+
+    ``docs`` / ``refs``: the rows' documents / references already parsed by ``parse`` (in row order), e.g. by
+    several processes; by default ``nlp`` parses them here. The pairs are the same either way."""
     unknown = set(transformations) - set(TRANSFORMATIONS)
     if unknown:
         raise ValueError(f"unknown FactCC transformations {sorted(unknown)}; choose from {list(TRANSFORMATIONS)}")
     if positives not in ("sentence", "reference", "both"):
         raise ValueError(f"positives must be sentence, reference or both, got {positives!r}")
     rng = random.Random(seed)
-    disable = [name for name in ("lemmatizer",) if name in nlp.pipe_names]
-    docs = nlp.pipe((r["document"] for r in rows), batch_size=batch_size, disable=disable)
-    refs = (
-        nlp.pipe((r["summary"] for r in rows), batch_size=batch_size, disable=disable)
-        if positives != "sentence"
-        else iter([None] * len(rows))
-    )
+    if docs is None:
+        docs = parse(nlp, [r["document"] for r in rows], batch_size)
+    if refs is None:
+        needed = needs_references(positives)
+        refs = parse(nlp, [r["summary"] for r in rows], batch_size) if needed else [None] * len(rows)
     pairs: list[dict[str, Any]] = []
     pool: dict[str, list[str]] = {}  # entities of the documents seen so far, per type (for extrinsic_swap)
     seen: dict[str, int] = {}
@@ -198,6 +202,18 @@ def make_pairs(
         if "extrinsic_swap" in transformations:
             _add_to_pool(pool, seen, doc, rng)
     return pairs
+
+
+def needs_references(positives: str) -> bool:
+    """Whether make_pairs reads the parsed references (not only the documents) for this ``positives`` mode."""
+    return positives != "sentence"
+
+
+def parse(nlp, texts: list[str], batch_size: int = 32) -> Iterator:
+    """spaCy docs of ``texts`` with what the transformations read: entities, tags, the parse (sentences, "you" as
+    subject or object); the lemmatizer is not needed."""
+    disable = [name for name in ("lemmatizer",) if name in nlp.pipe_names]
+    return nlp.pipe(texts, batch_size=batch_size, disable=disable)
 
 
 def _add_to_pool(pool: dict[str, list[str]], seen: dict[str, int], doc, rng: random.Random) -> None:

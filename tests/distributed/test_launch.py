@@ -106,3 +106,11 @@ def test_evaluate_scores_equal_one_process(roots):
         x, y = a["quals"], b["quals"]
         assert (x is None and y is None) or abs(x - y) < 1e-5, (a["id"], x, y)
     assert any(r["quals"] is not None for r in rows_one)
+
+
+def test_factcc_claims_equal_one_process(roots):
+    # Each process parses a share of the documents with spaCy; the main process makes every pair from them.
+    one, two, _, _ = roots
+    for name in ("train_pairs.jsonl", "validation_pairs.jsonl"):
+        claims = _only(one, "factcc", name).read_text()
+        assert claims and claims == _only(two, "factcc", name).read_text()

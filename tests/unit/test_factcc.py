@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from spacy.tokens import DocBin
 
 from conseq.factcc import (
     FACTCC_TRANSFORMATIONS,
@@ -16,6 +17,7 @@ from conseq.factcc import (
     extrinsic_swap,
     make_pairs,
     negation,
+    parse,
     pronoun_swap,
 )
 
@@ -124,6 +126,20 @@ def test_pairs_have_a_sentence_positive_and_transformed_negatives(nlp):
     assert [p["claim"] for p in refs if p["label"] == 1] == ["Lindale Labs will buy Kingsmere Media."] * 2
     with pytest.raises(ValueError, match="unknown FactCC transformations"):
         make_pairs(nlp, rows, transformations=["backtranslation"])
+
+
+def test_pairs_from_docs_parsed_elsewhere_are_the_same(nlp):
+    # The stage parses on every process and ships the docs to the main process as a DocBin.
+    rows = [
+        {"id": f"r{i}", "document": text, "summary": "Lindale Labs will buy Kingsmere Media."}
+        for i, text in enumerate([DOCUMENT, "You said she gave him her keys. They have not met us.", DOCUMENT])
+    ]
+    shipped = DocBin(docs=parse(nlp, [r["document"] for r in rows] + [r["summary"] for r in rows])).to_bytes()
+    docs = list(DocBin().from_bytes(shipped).get_docs(nlp.vocab))
+    knobs = dict(positives="both", negatives_per_positive=3, claims_per_document=2, seed=3)
+    expected = make_pairs(nlp, rows, **knobs)
+    assert make_pairs(None, rows, docs=docs[:3], refs=docs[3:], **knobs) == expected
+    assert len({p["transformation"] for p in expected}) >= 4
 
 
 @pytest.mark.parametrize(
