@@ -38,9 +38,11 @@ class ModelConfig:
     # leaves every attention near-uniform, and the encoder of a from-scratch model collapses to a constant.
     init_std: float | None = None
     # Where a from-scratch model's weights start (ignored when name_or_path is set): null = random; mle = this
-    # config's MLE summarizer. The tiny world has no pretrained checkpoint; the summarizer, which has learned to
-    # read and copy from news-world text, stands in for the bart-large that the paper's QAGen and summarizer
-    # both start from (QAGen from random weights never learns to copy its answers: 0.16-0.24 in the passage).
+    # config's MLE summarizer; qagen = this config's QAGen model (or the `qagen=` checkpoint), for QAGS's
+    # question generator, which asks questions of passages too. The tiny world has no pretrained checkpoint; the
+    # summarizer, which has learned to read and copy from news-world text, stands in for the bart-large that the
+    # paper's QAGen and summarizer both start from (QAGen from random weights never learns to copy its answers:
+    # 0.16-0.24 in the passage).
     warm_start: str | None = None
     # bart (post-LayerNorm, as bart-large) | mbart (pre-LayerNorm blocks)
     arch: str = "bart"
@@ -332,6 +334,9 @@ class Config:
     qg: str | None = None
     qa: str | None = None
     factcc: str | None = None
+    # QAGS's question generator (trained by `stage=qagen stages.qagen.mode=qg`), its extractive QA model and the
+    # FactCC classifier.
+    qg_model: ModelConfig = field(default_factory=ModelConfig)
     qa_model: ModelConfig = field(default_factory=ModelConfig)
     factcc_model: ModelConfig = field(default_factory=ModelConfig)
     # Scorer backends for conseq.scorers.extra_metrics, by name (configs/scorer/<name>.yaml, `_target_` + knobs).

@@ -43,7 +43,7 @@ def tokenizer(cfg: Config, model: ModelConfig) -> Artifact | None:
     return artifact(cfg.paths.root, "tokenizer", prepare.tokenizer_spec(model, data(cfg).key))
 
 
-WARM_STARTS = ("mle",)
+WARM_STARTS = ("mle", "qagen")
 
 
 def base_model(cfg: Config, model: ModelConfig) -> dict[str, Any]:
@@ -52,7 +52,11 @@ def base_model(cfg: Config, model: ModelConfig) -> dict[str, Any]:
     if model.warm_start is not None:
         if model.warm_start not in WARM_STARTS:
             raise ValueError(f"warm_start={model.warm_start!r}: choose null or one of {', '.join(WARM_STARTS)}")
-        return {"warm_start": mle(cfg).key}
+        if model.warm_start == "qagen":
+            if model is cfg.qagen_model:
+                raise ValueError("qagen_model.warm_start: the QAGen model cannot warm-start from itself")
+            return {"warm_start_qagen": cfg.qagen or qagen(cfg).key}
+        return {"warm_start": mle(cfg).key}  # (the key of every mle warm start since the first one)
     return {"scratch": model.scratch_dims(), "tokenizer": tokenizer(cfg, model).key}
 
 
@@ -62,6 +66,8 @@ def start_from(cfg: Config, model: ModelConfig) -> str | None:
         return model.name_or_path
     if model.warm_start == "mle":
         return str(require(mle(cfg), "stage=mle", "MLE summarizer (warm_start=mle)").path)
+    if model.warm_start == "qagen":
+        return cfg.qagen or str(require(qagen(cfg), "stage=qagen", "QAGen model (warm_start=qagen)").path)
     return None
 
 
@@ -161,8 +167,8 @@ def qg(cfg: Config) -> Artifact | None:
         "stage": "qagen",
         "mode": "qg",
         "qa_data": qa_data(cfg).key,
-        "model": base_model(cfg, cfg.qagen_model),
-        "lengths": [cfg.qagen_model.max_source_length, cfg.qagen_model.max_target_length],
+        "model": base_model(cfg, cfg.qg_model),
+        "lengths": [cfg.qg_model.max_source_length, cfg.qg_model.max_target_length],
         "train": _keyed(cfg.stages.qagen.resolved("qg")),
     }
     return artifact(cfg.paths.root, "qg", spec)

@@ -15,6 +15,9 @@ class QACandidate:
     score_sum: the summed search score including the diversity penalties (fairseq's ``unnorm_scores``).
     length:    the number of scored tokens (excluding a forced BOS), so score_sum / length is fairseq's
                ``norm_scores``.
+    model_ll:  the per-token mean of the model's own log-probabilities of ``token_ids`` given the text the
+               pair was generated from, without the penalties, as the search computed them: what teacher
+               forcing would give again. None when ``token_ids`` are not the generated ids (lmqg format).
     """
 
     question: str
@@ -22,6 +25,7 @@ class QACandidate:
     token_ids: list[int]
     score_sum: float
     length: int
+    model_ll: float | None = None
 
 
 def parse_conseq(ids: list[int], tokenizer, sep_id: int) -> tuple[str, str] | None:

@@ -4,8 +4,9 @@ Per summary (Nan et al., ACL 2021; the original's steps in reference/quals_conse
 1. diverse beam search with the QAGen model on the summary (60 groups of width 1, strength 0.5, 8-60 tokens);
 2. parse "question <sep> answer" and keep the pairs the original's filter keeps (``pairs.filter_pairs``);
 3. LL_src = per-token mean log p(question <sep> answer </s> | document), by teacher forcing;
-4. LL_sum = the same given the summary (``summary_ll="rescore"``, the default), or the original's beam score
-   including the diversity penalty divided by the length (``summary_ll="beam"``);
+4. LL_sum = the same given the summary (``summary_ll="rescore"``, the default; read off the search, which
+   already computed these log-probabilities), or the original's beam score including the diversity penalty
+   divided by the length (``summary_ll="beam"``);
 5. QUALS = mean over pairs of (LL_src - LL_sum) (``aggregate="min"``: the minimum); no pair -> None.
 
 Work is shared wherever the result cannot change: identical summaries are decoded once, identical documents
@@ -315,9 +316,13 @@ class QualsScorer:
         candidates = self._generate(sum_ids, progress)
         kept = [filter_pairs(s, c, self.max_qas) for s, c in zip(unique_sums, candidates, strict=True)]
 
-        # 3. LL given the summary
+        # 3. LL given the summary. The search already computed the model's log-probability of every token it
+        # chose, given this summary: teacher forcing the same ids would only repeat it (to float rounding;
+        # ~7% of the scorer's time). Pairs whose ids were re-tokenized (lmqg) are teacher-forced.
         if self.summary_ll == "rescore":
-            ll_sum = self._log_likelihoods(sum_ids, [[c.token_ids for c in k] for k in kept])
+            redo = [[c.token_ids for c in k] if any(c.model_ll is None for c in k) else [] for k in kept]
+            forced = self._log_likelihoods(sum_ids, redo)
+            ll_sum = [f if r else [c.model_ll for c in k] for k, r, f in zip(kept, redo, forced, strict=True)]
         else:
             ll_sum = [[c.score_sum / c.length for c in k] for k in kept]
 
@@ -373,20 +378,21 @@ class QualsScorer:
         res = diverse_beam_search(self.model, input_ids.to(device), attention_mask.to(device), **self.decoding)
         offset = 1 if self.model.generation_config.forced_bos_token_id is not None else 0
         sequences, scores, lengths = res.sequences.cpu(), res.penalized_scores.cpu(), res.lengths.cpu()
+        model_lls = (res.token_logprobs.sum(-1).cpu() / res.lengths.clamp(min=1).cpu()).tolist()
         out = []
         for row in range(len(batch)):
             cands = []
             for g in range(sequences.shape[1]):
                 length = int(lengths[row, g])
                 ids = sequences[row, g, : offset + length].tolist()
-                cands.extend(self._parse(ids, float(scores[row, g]), length))
+                cands.extend(self._parse(ids, float(scores[row, g]), length, model_lls[row][g]))
             out.append(cands)
         return out
 
-    def _parse(self, ids: list[int], score_sum: float, length: int) -> list[QACandidate]:
+    def _parse(self, ids: list[int], score_sum: float, length: int, model_ll: float | None = None) -> list[QACandidate]:
         if self.qa_format.qa_format == "conseq":
             parsed = parse_conseq(ids, self.tokenizer, self.sep_id)
-            return [] if parsed is None else [QACandidate(*parsed, ids, score_sum, length)]
+            return [] if parsed is None else [QACandidate(*parsed, ids, score_sum, length, model_ll)]
         # lmqg (a conseq variant, to be reported separately from the paper's QUALS): one sequence holds
         # several pairs; each is scored as the text "question: q, answer: a" re-tokenized as a decoder
         # target, and inherits the sequence's search score for the filter's ordering.

@@ -29,7 +29,8 @@ def run(cfg: Config) -> dict | None:
 
     variants = list(cfg.stages.pipeline.variants)
     scorers = dict.fromkeys(cfg.stages.contrastive.resolved(v).partition_scorer for v in variants)
-    # mle first: the tiny QAGen (and QAGS's and FactCC's models) warm-start from it (ModelConfig.warm_start).
+    # mle first: the tiny QAGen and FactCC model warm-start from it, QAGS's two models from QAGen
+    # (ModelConfig.warm_start).
     plan = [("mle", cfg)]
     plan += [("qagen", cfg)] if cfg.qagen is None else []
     plan += [("generate", cfg)]

@@ -45,7 +45,9 @@ def run(cfg: Config) -> dict | None:
         raise SystemExit(f"{flag}={getattr(cfg, flag)!r} names an existing model; drop it to train one here")
     if art.done and not cfg.force:
         return runtime.emit_result("qagen", art.path, True, art.metrics())
-    start = specs.start_from(cfg, cfg.qagen_model)  # a missing warm-start model fails here, before any write
+    # QAGS's question generator has its own model group (by default it warm-starts from QAGen).
+    m = cfg.qg_model if qg else cfg.qagen_model
+    start = specs.start_from(cfg, m)  # a missing warm-start model fails here, before any write
     rt = runtime.start(
         run_dir=run_dir(cfg.paths.root, f"{art.kind}-{art.key}"),
         seed=s.seed,
@@ -58,15 +60,15 @@ def run(cfg: Config) -> dict | None:
     acc = rt.accelerator
     with acc.main_process_first():
         qa_art = prepare.build_qa(specs.qa_data(cfg), cfg.qa_data, asdict(cfg.data.world))
-        tok_art = specs.tokenizer(cfg, cfg.qagen_model)
+        tok_art = specs.tokenizer(cfg, m)
         if tok_art:
             data_art = prepare.build_summarization(specs.data(cfg), cfg.data)
-            prepare.build_tokenizer(tok_art, data_art, cfg.qagen_model)
+            prepare.build_tokenizer(tok_art, data_art, m)
         if acc.is_main_process:
             art.start(force=cfg.force)
     model, tokenizer = modeling.initial_model(
         start,
-        cfg.qagen_model.scratch_dims(),
+        m.scratch_dims(),
         tok_art and str(tok_art.path),
         add_sep=True,
         seed=s.seed,
@@ -86,8 +88,8 @@ def run(cfg: Config) -> dict | None:
             tokenizer,
             sources,
             targets,
-            max_source_length=cfg.qagen_model.max_source_length,
-            max_target_length=cfg.qagen_model.max_target_length,
+            max_source_length=m.max_source_length,
+            max_target_length=m.max_target_length,
         )
 
     train_rows = prepare.read_split(qa_art, "train")
@@ -146,10 +148,10 @@ def run(cfg: Config) -> dict | None:
     if acc.is_main_process:
         if qg:
             pairs = loading.qa_examples(val_rows)[: s.check_passages]
-            metrics.update(question_check(model, tokenizer, pairs, cfg.qagen_model.max_source_length))
+            metrics.update(question_check(model, tokenizer, pairs, m.max_source_length))
         else:
             passages = list(dict.fromkeys(r["context"] for r in val_rows))[: s.check_passages]
-            metrics.update(answer_check(model, tokenizer, passages, sep_id, cfg.qagen_model.max_source_length))
+            metrics.update(answer_check(model, tokenizer, passages, sep_id, m.max_source_length))
         model.save_pretrained(art.partial)
         tokenizer.save_pretrained(art.partial)
         save_qa_format(art.partial, qa_format="qg" if qg else "conseq")

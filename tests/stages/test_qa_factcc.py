@@ -21,12 +21,17 @@ from tests.stages.conftest import ENV, SMOKE
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("qags_root")
-    run_stage(root, "stage=mle", *SMOKE, env=ENV)  # the QG, QA and FactCC models warm-start from it
+    run_stage(root, "stage=mle", *SMOKE, env=ENV)  # QAGen and the FactCC model warm-start from it
     return root
 
 
 @pytest.fixture(scope="module")
-def qa(root) -> dict:
+def qagen(root) -> dict:
+    return run_stage(root, "stage=qagen", *SMOKE, env=ENV)[0]
+
+
+@pytest.fixture(scope="module")
+def qa(root, qagen) -> dict:  # warm-starts from QAGen (qa_model.warm_start=qagen)
     return run_stage(root, "stage=qa", *SMOKE, env=ENV)[0]
 
 
@@ -36,7 +41,7 @@ def factcc(root, qa) -> dict:  # after qa: the data and tokenizer are built once
 
 
 @pytest.fixture(scope="module")
-def qg(root, qa) -> dict:
+def qg(root, qagen) -> dict:  # warm-starts from QAGen (qg_model.warm_start=qagen)
     return run_stage(root, "stage=qagen", "stages.qagen.mode=qg", *SMOKE, env=ENV)[0]
 
 
@@ -146,6 +151,37 @@ def test_qg_mode_leaves_qagen_keys_alone(root):
     assert "mode" not in specs.qagen(cfg).spec["train"]  # QAGen keys are what they were before the knob
     assert specs.qagen(qg_cfg).key == specs.qagen(cfg).key
     assert specs.qg(cfg).key == specs.qg(qg_cfg).key and specs.qg(cfg).spec["mode"] == "qg"
+
+
+def test_qg_starts_from_qagen_and_is_keyed_on_it(root, qagen, qg, tmp_path):
+    import torch
+    from transformers import AutoModelForSeq2SeqLM
+
+    from conseq import specs
+
+    # Trained from QAGen's weights: the encoder moved away from them, but less than from the MLE model's.
+    def distance(a: str, b: str) -> float:
+        pa, pb = (dict(AutoModelForSeq2SeqLM.from_pretrained(x).named_parameters()) for x in (a, b))
+        return sum(float((pa[k] - pb[k]).norm()) for k in pa if "encoder.layers" in k)
+
+    mle_dir = specs.mle(compose(f"paths.root={root}", *SMOKE[:1])).path
+    with torch.no_grad():
+        assert distance(qg["artifact"], qagen["artifact"]) < distance(qg["artifact"], str(mle_dir))
+
+    cfg = compose(f"paths.root={root}")
+    assert specs.qg(cfg).spec["model"] == {"warm_start_qagen": specs.qagen(cfg).key}
+    other_qagen = compose(f"paths.root={root}", "stages.qagen.lr=1e-4")
+    assert specs.qg(other_qagen).key != specs.qg(cfg).key  # a different QAGen: a different generator
+    given = compose(f"paths.root={root}", "qagen=some/qagen")
+    assert specs.qg(given).spec["model"] == {"warm_start_qagen": "some/qagen"}
+    with pytest.raises(ValueError, match="cannot warm-start from itself"):
+        specs.qagen(compose(f"paths.root={root}", "qagen_model.warm_start=qagen"))
+
+    # Without a QAGen model the generator names the command that builds it, and writes nothing.
+    result, proc = run_stage(tmp_path, "stage=qagen", "stages.qagen.mode=qg", *SMOKE, env=ENV, check=False)
+    assert proc.returncode != 0 and result is None
+    assert "stage=qagen" in proc.stderr and "warm_start=qagen" in proc.stderr
+    assert not list(tmp_path.glob("cache/qg/*"))
 
 
 def test_qg_overrides_change_the_question_generator_only(root):
