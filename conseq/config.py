@@ -39,10 +39,10 @@ class ModelConfig:
     init_std: float | None = None
     # Where a from-scratch model's weights start (ignored when name_or_path is set): null = random; mle = this
     # config's MLE summarizer; qagen = this config's QAGen model (or the `qagen=` checkpoint), for QAGS's
-    # question generator, which asks questions of passages too. The tiny world has no pretrained checkpoint; the
-    # summarizer, which has learned to read and copy from news-world text, stands in for the bart-large that the
-    # paper's QAGen and summarizer both start from (QAGen from random weights never learns to copy its answers:
-    # 0.16-0.24 in the passage).
+    # question generator and QA model, which read passages for questions and answers too. The tiny world has no
+    # pretrained checkpoint; the summarizer, which has learned to read and copy from news-world text, stands in
+    # for the bart-large that the paper's QAGen and summarizer both start from (QAGen from random weights never
+    # learns to copy its answers: 0.16-0.24 in the passage).
     warm_start: str | None = None
     # bart (post-LayerNorm, as bart-large) | mbart (pre-LayerNorm blocks)
     arch: str = "bart"

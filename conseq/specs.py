@@ -56,7 +56,7 @@ def base_model(cfg: Config, model: ModelConfig) -> dict[str, Any]:
             if model is cfg.qagen_model:
                 raise ValueError("qagen_model.warm_start: the QAGen model cannot warm-start from itself")
             return {"warm_start_qagen": cfg.qagen or qagen(cfg).key}
-        return {"warm_start": mle(cfg).key}  # (the key of every mle warm start since the first one)
+        return {"warm_start": mle(cfg).key}  # this spelling keeps the keys of existing mle warm starts
     return {"scratch": model.scratch_dims(), "tokenizer": tokenizer(cfg, model).key}
 
 
