@@ -170,8 +170,10 @@ def test_qg_starts_from_qagen_and_is_keyed_on_it(root, qagen, qg, tmp_path):
 
     cfg = compose(f"paths.root={root}")
     assert specs.qg(cfg).spec["model"] == {"warm_start_qagen": specs.qagen(cfg).key}
+    assert specs.qa(cfg).spec["model"] == {"warm_start_qagen": specs.qagen(cfg).key}  # QAGS's QA model too
     other_qagen = compose(f"paths.root={root}", "stages.qagen.lr=1e-4")
     assert specs.qg(other_qagen).key != specs.qg(cfg).key  # a different QAGen: a different generator
+    assert specs.qa(other_qagen).key != specs.qa(cfg).key
     given = compose(f"paths.root={root}", "qagen=some/qagen")
     assert specs.qg(given).spec["model"] == {"warm_start_qagen": "some/qagen"}
     with pytest.raises(ValueError, match="cannot warm-start from itself"):
