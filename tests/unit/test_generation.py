@@ -190,3 +190,23 @@ def test_model_without_forced_bos(random_model):
         got = unpad(out.sequences[i, 0], int(out.lengths[i, 0]), offset=0)
         assert got[: len(greedy)] == greedy  # transformers stops at 10 tokens without an EOS; we force one
         torch.testing.assert_close(out.penalized_scores[i, 0], out.token_logprobs[i, 0].sum())
+
+
+@pytest.mark.parametrize(("shallow", "prune"), [(60, 0.25), (2, 1e-9), (8, 1.0)])
+def test_same_hypotheses_whatever_the_ranking_depth_and_cache_pruning(qagen, monkeypatch, shallow, prune):
+    """The search ranks a few candidates per row and redoes a batch row with the full depth only when a choice
+    cannot be certified, and leaves finished rows in the cache until enough have finished: neither may change
+    what it returns."""
+    import conseq.generation as generation
+
+    model, tokenizer = qagen
+    enc = encode(tokenizer, ["Tom Reyes won in Oslo.", *corpus(3, seed=21)])
+    kwargs = dict(num_groups=60, diversity_penalty=0.5, min_new_tokens=8, max_new_tokens=30)
+    default = diverse_beam_search(model, enc.input_ids, enc.attention_mask, **kwargs)
+    monkeypatch.setattr(generation, "_SHALLOW_TOP_K", shallow)
+    monkeypatch.setattr(generation, "_PRUNE_FRACTION", prune)
+    other = diverse_beam_search(model, enc.input_ids, enc.attention_mask, **kwargs)
+    assert torch.equal(default.sequences, other.sequences)
+    assert torch.equal(default.lengths, other.lengths)
+    torch.testing.assert_close(default.penalized_scores, other.penalized_scores, atol=1e-4, rtol=0)
+    torch.testing.assert_close(default.token_logprobs, other.token_logprobs, atol=1e-4, rtol=0)
