@@ -266,23 +266,39 @@ class QagsScorer:
             self.stats["questions_generated"] += len(questions)
         candidates = [clean_questions(g, self.min_question_words) for g in per_summary]
 
-        # answers on the summaries: every surviving question once
-        flat = [(i, q) for i, qs in enumerate(candidates) for q in qs]
-        answers_on_summary = self.qa.answer([q.text for _, q in flat], [summaries[i] for i, _ in flat])
-        for (_, q), a in zip(flat, answers_on_summary, strict=True):
-            q.summary_answer = a.text
-        self.stats["summary_qa"] += len(flat)
+        # answers on the summaries, best question first, only until a summary has max_questions survivors:
+        # the filter keeps the first survivors in that order, so answering the rest changes nothing (it was
+        # half of the summary-side QA in the demo). Each round asks every summary for what it still lacks.
+        kept: list[list[Question]] = [[] for _ in summaries]
+        asked = [0] * len(summaries)
+        while True:
+            todo = []
+            for i, qs in enumerate(candidates):
+                need = self.max_questions - len(kept[i])
+                if need > 0 and asked[i] < len(qs):
+                    todo.append((i, qs[asked[i] : asked[i] + need]))
+                    asked[i] += len(todo[-1][1])
+            if not todo:
+                break
+            flat = [(i, q) for i, qs in todo for q in qs]
+            answers_on_summary = self.qa.answer([q.text for _, q in flat], [summaries[i] for i, _ in flat])
+            for (_, q), a in zip(flat, answers_on_summary, strict=True):
+                q.summary_answer = a.text
+            self.stats["summary_qa"] += len(flat)
+            for i, qs in todo:
+                kept[i].extend(q for q in qs if self._survives(q))
         self.stats["seconds_summary_qa"] += time.perf_counter() - t2
-
-        kept = []
-        for qs in candidates:
-            if self.answer_filter != "none":
-                qs = [q for q in qs if q.summary_answer]
-            if self.answer_filter == "mismatch":
-                qs = [q for q in qs if normalize_answer(q.summary_answer) in {normalize_answer(a) for a in q.answers}]
-            kept.append(qs[: self.max_questions])  # already best-first
-            self.stats["questions_kept"] += len(kept[-1])
+        self.stats["questions_kept"] += sum(len(qs) for qs in kept)
         return kept
+
+    def _survives(self, q: Question) -> bool:
+        if self.answer_filter == "none":
+            return True
+        if not q.summary_answer:
+            return False
+        return self.answer_filter != "mismatch" or normalize_answer(q.summary_answer) in {
+            normalize_answer(a) for a in q.answers
+        }
 
     def _generate(self, sources: list[str]) -> list[list[tuple[str, float]]]:
         """Beam search per source text; every returned beam as (question text, length-normalised score)."""

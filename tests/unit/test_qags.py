@@ -318,3 +318,20 @@ def test_answer_filters(qg_dir, qa_dir):
 def test_a_qagen_folder_is_not_a_question_generator(qagen_model_dir, qa_dir):
     with pytest.raises(ValueError, match="mode=qg"):
         QagsScorer.from_pretrained(str(qagen_model_dir), str(qa_dir), device="cpu")
+
+
+def test_summary_answers_stop_at_max_questions(qg_dir, qa_dir):
+    """The filter keeps the first max_questions survivors, best first: a smaller cap keeps a prefix of what a
+    larger one keeps, and asks the QA model about fewer questions on the summary."""
+    summaries = ["Omar Haddad of Porto Rovers won 4 games in Hanoi on Monday.", "Anna Berg won 5 games in Oslo."]
+    documents = ["Omar Haddad of Porto Rovers won 4 games in Hanoi on Monday.", "Anna Berg won 6 games in Oslo."]
+    kept, work = {}, {}
+    for cap in (2, 1000):
+        s = QagsScorer.from_pretrained(
+            str(qg_dir), str(qa_dir), device="cpu", num_beams=4, questions_per_answer=4, max_questions=cap
+        )
+        kept[cap] = [r.details["qags_questions"] for r in s.score(documents, summaries)]
+        work[cap] = s.stats["summary_qa"]
+    assert all(len(k) == 2 for k in kept[2])
+    assert [k[:2] for k in kept[1000]] == kept[2]
+    assert work[2] < work[1000]
