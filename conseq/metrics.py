@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -217,7 +218,8 @@ def oracle_rates(verdicts: Sequence[Any]) -> dict[str, float]:
     Each verdict has ``extrinsic`` and ``intrinsic`` (lists of unsupported facts), ``readable`` (bool) and
     ``hallucinated`` (bool, the oracle's own judgement). Returns ``hallucination_rate`` (share of hallucinated
     summaries), ``extrinsic_rate`` / ``intrinsic_rate`` (share with ≥ 1 fact of that kind),
-    ``unreadable_rate`` and ``unsupported_facts_per_summary``.
+    ``unreadable_rate`` and ``unsupported_facts_per_summary``; with the verdicts' ``kinds`` (one per error, e.g.
+    "extrinsic:person_blend"), ``error_kinds``: the share of summaries with ≥ 1 error of each kind found.
     """
     n = len(verdicts)
     if n == 0:
@@ -229,7 +231,17 @@ def oracle_rates(verdicts: Sequence[Any]) -> dict[str, float]:
         "unreadable_rate": sum(not v.readable for v in verdicts) / n,
         "unsupported_facts_per_summary": sum(len(v.extrinsic) + len(v.intrinsic) for v in verdicts) / n,
         **_fact_precision(verdicts),
+        **_error_kinds(verdicts),
     }
+
+
+def _error_kinds(verdicts: Sequence[Any]) -> dict[str, dict[str, float]]:
+    # Which errors a model makes decides which method can fix them (a summarizer that blends its document's
+    # names is not repeating its references' noise), so evaluate reports the breakdown, not only the rate.
+    if not all(hasattr(v, "kinds") for v in verdicts):
+        return {}
+    counts = Counter(kind for v in verdicts for kind in set(v.kinds))
+    return {"error_kinds": {kind: counts[kind] / len(verdicts) for kind in sorted(counts)}}
 
 
 def _fact_precision(verdicts: Sequence[Any]) -> dict[str, float]:

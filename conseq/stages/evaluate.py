@@ -95,7 +95,7 @@ def run(cfg: Config) -> dict | None:
 
     # comparison
     final = artifact(cfg.paths.root, "evaluate", {"models": {n: m.get("artifact_key") for n, m in results.items()}})
-    table = markdown_table(results)
+    table = "\n\n".join(t for t in (markdown_table(results), error_table(results)) if t)
     result = None
     if acc.is_main_process:
         if not final.done or cfg.force:
@@ -291,5 +291,24 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
         for key, _, digits in present:
             value = m.get(key)
             cells.append("–" if value is None else f"{value:.{digits}f}" if digits else str(value))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def error_table(results: dict[str, dict[str, Any]], columns: int = 8) -> str:
+    """The oracle's errors by kind (share of summaries with ≥ 1 such error), the kinds most frequent over all
+    models first; "" without oracle verdicts. A method fixes some kinds and not others (ConSeq's selection
+    filters the references' extrinsic slots; blended names are the summarizer's own), so the rate alone hides why."""
+    kinds: dict[str, float] = {}
+    for m in results.values():
+        for kind, rate in m.get("error_kinds", {}).items():
+            kinds[kind] = kinds.get(kind, 0.0) + rate
+    if not kinds:
+        return ""
+    shown = sorted(kinds, key=lambda k: (-kinds[k], k))[:columns]
+    lines = ["| errors by kind | " + " | ".join(shown) + " |", "|---|" + "---:|" * len(shown)]
+    for name, m in results.items():
+        found = m.get("error_kinds")
+        cells = ["–" if found is None else f"{found.get(k, 0.0):.3f}" for k in shown]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

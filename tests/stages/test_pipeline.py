@@ -55,10 +55,16 @@ def test_pipeline_reports_every_model(pipeline):
         assert 0.0 <= models[name]["hallucination_rate"] <= 1.0
     # The references carry the world's noise: the oracle must see it.
     assert models["reference"]["hallucination_rate"] > 0
+    # … and break it down by kind: no kind is more frequent than its side (extrinsic / intrinsic) as a whole.
+    for m in models.values():
+        for kind, rate in m["error_kinds"].items():
+            side = kind.split(":")[0]
+            assert side in ("extrinsic", "intrinsic") and 0 < rate <= m[f"{side}_rate"], (kind, m)
+    assert models["reference"]["error_kinds"]
     artifact = Path(result["artifact"])
     table = (artifact / "table.md").read_text()
     assert all(f"| {name} |" in table for name in MODELS)
-    assert "QAGS" in table and "FactCC" in table
+    assert "QAGS" in table and "FactCC" in table and "| errors by kind |" in table
     assert "| model |" in proc.stderr  # the table is printed on stderr too
     saved = json.loads((artifact / "metrics.json").read_text())
     assert set(saved["models"]) == set(models)

@@ -142,3 +142,15 @@ def test_oracle_rates():
         "unreadable_rate": 0.25,
         "unsupported_facts_per_summary": 1.0,
     }
+
+
+def test_oracle_rates_break_errors_down_by_kind():
+    from conseq.data.newsworld import Verdict as OracleVerdict
+
+    blended, aged, clean = OracleVerdict(), OracleVerdict(), OracleVerdict()
+    blended.flag("extrinsic", "person_blend", "person 'Ines Varga' is not in the document")
+    blended.flag("extrinsic", "person_blend", "person 'Hugo Novak' is not in the document")  # counted once
+    aged.flag("intrinsic", "age", "age '31' given to Hugo Varga; the document says '44'")
+    rates = oracle_rates([blended, aged, clean])
+    assert rates["error_kinds"] == {"extrinsic:person_blend": 1 / 3, "intrinsic:age": 1 / 3}
+    assert rates["extrinsic_rate"] == rates["intrinsic_rate"] == 1 / 3 and rates["hallucination_rate"] == 2 / 3

@@ -73,6 +73,7 @@ def test_oracle_is_exact_on_references(records):
             found = v.extrinsic if injected["kind"] == "extrinsic" else v.intrinsic
             other = v.intrinsic if injected["kind"] == "extrinsic" else v.extrinsic
             assert len(found) == 1 and not other, (r["summary"], injected, v)
+            assert len(v.kinds) == 1 and v.kinds[0].startswith(injected["kind"] + ":"), (injected, v)
 
 
 def test_clean_references_only_state_document_values(records):
@@ -101,14 +102,24 @@ def test_oracle_flags_hand_made_errors(records, event):
     age = next(a for a in range(19, 80) if not re.search(rf"\b{a}\b", r["document"]))
     v = nw.check_summary(r, bare.replace(hero, f"{age}-year-old {hero}", 1))
     assert v.readable and v.extrinsic == [f"age '{age}' is not in the document"] and not v.intrinsic
+    assert v.kinds == ["extrinsic:age"]
     # Intrinsic: the hero's place given to the other person of the document (swapped if both are named).
     swapped = bare.replace(hero, "\0").replace(rival, hero).replace("\0", rival)
     v = nw.check_summary(r, swapped)
     assert v.readable and len(v.intrinsic) == 1 and not v.extrinsic, (swapped, v)
+    assert v.kinds in (["intrinsic:swap"], ["intrinsic:binding"])
     # Extrinsic: a place the document never names.
     city = next(c for c in nw.CITIES if c not in r["document"])
     v = nw.check_summary(r, summary[:-1] + f" in {city}.")
-    assert v.extrinsic == [f"place '{city}' is not in the document"]
+    assert v.extrinsic == [f"place '{city}' is not in the document"] and v.kinds == ["extrinsic:place"]
+    # A name made of the hero's first name and the rival's last name is a blend of the document's people; a
+    # first name the document never gives is not.
+    blend = f"{hero.split()[0]} {rival.split()[1]}"
+    v = nw.check_summary(r, bare.replace(hero, blend))
+    assert "extrinsic:person_blend" in v.kinds and "extrinsic:person" not in v.kinds, (blend, v)
+    first = next(f for f in nw.FIRST_NAMES if f not in r["document"])
+    v = nw.check_summary(r, bare.replace(hero, f"{first} {hero.split()[1]}"))
+    assert "extrinsic:person" in v.kinds and "extrinsic:person_blend" not in v.kinds, v
 
 
 def test_near_template_outputs_stay_readable(records):
@@ -211,3 +222,19 @@ def test_cli_writes_splits_and_rejects_unknown_keys(tmp_path):
     assert _cli(f"out={tmp_path / 'c'}", "noise=lots").returncode != 0
     with pytest.raises(ValueError, match="noise"):
         nw.WorldConfig(noise=1.5)
+
+
+def test_oracle_tells_blended_organisations_from_unknown_ones(records):
+    def blend_of(x):  # the buyer's first word and the target's second, when the document never says them together
+        roles = x["facts"]["roles"]
+        if x["injected"] is None and {"buyer", "target"} <= set(roles):
+            blended = f"{roles['buyer'].split()[0]} {roles['target'].split()[1]}"
+            return None if blended in x["document"] else blended
+
+    r = next(x for x in records if blend_of(x))
+    buyer, blend = r["facts"]["roles"]["buyer"], blend_of(r)
+    v = nw.check_summary(r, r["summary"].replace(buyer, blend))
+    assert "extrinsic:org_blend" in v.kinds and "extrinsic:org" not in v.kinds, (blend, v)
+    prefix = next(p for p in nw.ORG_PREFIXES if p not in r["document"])
+    v = nw.check_summary(r, r["summary"].replace(buyer, f"{prefix} {buyer.split()[1]}"))
+    assert "extrinsic:org" in v.kinds and "extrinsic:org_blend" not in v.kinds, v
