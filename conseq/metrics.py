@@ -212,7 +212,7 @@ def roc_auc(labels: Sequence[int | bool], scores: Sequence[float]) -> float:
     return float(roc_auc_score([int(bool(label)) for label in labels], list(scores)))
 
 
-def oracle_rates(verdicts: Sequence[Any]) -> dict[str, float]:
+def oracle_rates(verdicts: Sequence[Any]) -> dict[str, Any]:
     """Rates over the news world oracle's verdicts (``conseq.data.newsworld.check_summary``).
 
     Each verdict has ``extrinsic`` and ``intrinsic`` (lists of unsupported facts), ``readable`` (bool) and
