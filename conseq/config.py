@@ -249,8 +249,10 @@ class PartitionStageConfig:
 class ContrastiveStageConfig(TrainConfig):
     # conseq (NLL on y+ and unlikelihood on y−) | positive_only (the ablation: NLL on the selected y+ only)
     loss: str = "conseq"
-    # all (paper) | novel (only y− tokens absent from y+)
+    # all (paper) | novel (only the y− tokens that end an n-gram absent from y+)
     unlikelihood_tokens: str = "all"
+    # n of "novel": 1 = tokens y+ lacks; 2 = tokens that y+ never writes after the same token (recombinations)
+    novel_ngram: int = 1
     negative_weight: float = 1.0
     clamp: float = 1e-20
     # Which partition to train on: quals | rouge.

@@ -85,18 +85,36 @@ def token_unlikelihood(
     return loss.sum(), keep.sum()
 
 
-def novel_token_mask(neg_labels: torch.Tensor, pos_labels: torch.Tensor) -> torch.Tensor:
-    """[B, T−] bool: True where the negative's token id occurs nowhere in the same row's positive.
+def novel_token_mask(neg_labels: torch.Tensor, pos_labels: torch.Tensor, ngram: int = 1) -> torch.Tensor:
+    """[B, T−] bool: True where the n-gram of the negative's token ids ending at that position occurs nowhere in
+    the same row's positive.
 
-    Ignored positions (-100) of either side never match and are False in the result. Used by
-    ``unlikelihood_tokens="novel"``: shared words (and special tokens) of y− are not pushed down.
+    ``ngram=1`` (``unlikelihood_tokens="novel"``): a token of y− is pushed down only if y+ lacks it, so shared
+    words (and special tokens) are spared. That spares recombinations too: the first name of one person and the
+    last name of another both occur in a y+ that names both people, only their pair is new. ``ngram=2`` pushes
+    down the token that makes a new pair (``"Smith"`` after ``"John"`` when y+ never writes ``"John Smith"``).
+    Positions before a sequence's start count as one shared pad symbol, so the first tokens are compared as
+    shorter n-grams. Ignored positions (-100) of either side never match and are False in the result.
     """
     if neg_labels.size(0) != pos_labels.size(0):
         raise ValueError(f"batch sizes differ: {neg_labels.size(0)} negatives, {pos_labels.size(0)} positives")
+    if ngram < 1:
+        raise ValueError(f"ngram must be >= 1, got {ngram}")
     valid_pos = pos_labels != IGNORE_INDEX
+    # [B, T, n] windows: the token and the n−1 before it; IGNORE_INDEX stands for "before the start" on both
+    # sides, which is safe because a window is only compared where its last token is a real one.
+    neg_windows = _windows(neg_labels, ngram)
+    pos_windows = _windows(pos_labels, ngram)
     # [B, T−, T+] comparison: summaries are short, so this is small next to the logits.
-    shared = ((neg_labels.unsqueeze(-1) == pos_labels.unsqueeze(1)) & valid_pos.unsqueeze(1)).any(-1)
+    same = (neg_windows.unsqueeze(2) == pos_windows.unsqueeze(1)).all(-1)
+    shared = (same & valid_pos.unsqueeze(1)).any(-1)
     return (neg_labels != IGNORE_INDEX) & ~shared
+
+
+def _windows(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """[B, T, n]: at each position, the n token ids ending there (left-filled with IGNORE_INDEX)."""
+    padded = torch.nn.functional.pad(labels, (n - 1, 0), value=IGNORE_INDEX)
+    return padded.unfold(1, n, 1)
 
 
 def conseq_loss(
@@ -108,13 +126,14 @@ def conseq_loss(
     epsilon: float = 0.1,
     negative_weight: float = 1.0,
     unlikelihood_tokens: str = "all",
+    novel_ngram: int = 1,
     clamp: float = 1e-20,
 ) -> dict[str, torch.Tensor]:
     """ConSeq's batch loss: label-smoothed NLL on (x, y+) plus weighted token unlikelihood on (x, y−), divided
     by the number of target tokens of both.
 
     ``unlikelihood_tokens="all"`` is the paper's loss; ``"novel"`` applies unlikelihood only to the tokens of
-    y− that y+ lacks.
+    y− that end an n-gram (``novel_ngram``, default 1: the token itself) y+ lacks.
 
     Returns a dict: ``loss`` (to backpropagate), detached per-token means ``pos_loss``, ``pos_nll``,
     ``neg_loss`` for logging, and the counts ``n_tokens``, ``n_pos_tokens``, ``n_neg_tokens``,
@@ -123,7 +142,7 @@ def conseq_loss(
     if unlikelihood_tokens not in UNLIKELIHOOD_TOKENS:
         raise ValueError(f"unlikelihood_tokens must be one of {UNLIKELIHOOD_TOKENS}, got {unlikelihood_tokens!r}")
     pos_sum, nll_sum, n_pos = label_smoothed_nll(pos_logits, pos_labels, epsilon)
-    mask = novel_token_mask(neg_labels, pos_labels) if unlikelihood_tokens == "novel" else None
+    mask = novel_token_mask(neg_labels, pos_labels, novel_ngram) if unlikelihood_tokens == "novel" else None
     neg_sum, n_unlikely = token_unlikelihood(neg_logits, neg_labels, epsilon, clamp, token_mask=mask)
     # The normaliser counts ALL negative tokens, also under "novel": it is the original's sample size
     # (#tokens(y+) + #tokens(y−)), and keeps the loss scale independent of how many tokens are novel.

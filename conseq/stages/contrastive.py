@@ -31,6 +31,11 @@ def run(cfg: Config) -> dict | None:
     c = cfg.stages.contrastive.resolved()
     if c.loss not in LOSSES:
         raise ValueError(f"stages.contrastive.loss={c.loss!r}: choose one of {', '.join(LOSSES)}")
+    if c.unlikelihood_tokens not in losses.UNLIKELIHOOD_TOKENS:
+        choices = ", ".join(losses.UNLIKELIHOOD_TOKENS)
+        raise ValueError(f"stages.contrastive.unlikelihood_tokens={c.unlikelihood_tokens!r}: choose one of {choices}")
+    if c.novel_ngram < 1:
+        raise ValueError(f"stages.contrastive.novel_ngram={c.novel_ngram}: must be >= 1")
     art = specs.contrastive(cfg, c.variant)
     if art.done and not cfg.force:
         return runtime.emit_result("contrastive", art.path, True, art.metrics())
@@ -107,6 +112,7 @@ def run(cfg: Config) -> dict | None:
             epsilon=c.label_smoothing,
             negative_weight=c.negative_weight,
             unlikelihood_tokens=c.unlikelihood_tokens,
+            novel_ngram=c.novel_ngram,
             clamp=c.clamp,
         )
         return out["loss"], {k: out[k].item() for k in ("loss", "pos_nll", "neg_loss")}

@@ -98,6 +98,19 @@ def test_evaluate_accepts_paths_and_reuses_per_model_results(root, pipeline, smo
     assert models["mle"]["rougeL"] == pytest.approx(models[mle_dir]["rougeL"])
 
 
+def test_novel_ngram_trains_its_own_model_and_a_bad_value_fails_before_training(root, pipeline, smoke):
+    novel = json.loads(next(line for line in pipeline[1].stdout.splitlines() if '"variant": "conseq_novel"' in line))
+    variant = ("stage=contrastive", "stages.contrastive.variant=conseq_novel")
+    before = set(root.glob("cache/contrastive/*"))
+    result, proc = run_stage(root, *variant, "stages.contrastive.novel_ngram=0", *smoke, check=False, env=ENV)
+    assert proc.returncode != 0 and result is None
+    assert "stages.contrastive.novel_ngram=0" in proc.stderr
+    assert set(root.glob("cache/contrastive/*")) == before
+    result, _ = run_stage(root, *variant, "stages.contrastive.novel_ngram=2", *smoke, env=ENV)
+    assert result["cache_hit"] is False and result["artifact"] != novel["artifact"]
+    assert result["metrics"]["pairs"] == novel["metrics"]["pairs"]
+
+
 def test_evaluate_without_an_mle_model_says_which_command_builds_it(tmp_path):
     result, proc = run_stage(
         tmp_path, "stage=evaluate", "debug=smoke", "stages.evaluate.quals=false", check=False, timeout=300

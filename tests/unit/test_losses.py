@@ -121,6 +121,34 @@ def test_novel_token_mask_hand_case():
     assert not novel_token_mask(torch.tensor([[-100]]), torch.tensor([[-100]])).any()
 
 
+def test_novel_bigram_mask_flags_a_recombination_of_shared_tokens():
+    # y+ names "John Doe" (5 6) and "Mary Smith" (7 8); y− writes "John Smith" (5 8): every token is shared, so
+    # the unigram mask spares the blend, the bigram mask flags its second token (and the EOS after a new word).
+    pos = torch.tensor([[0, 5, 6, 3, 7, 8, 2]])
+    neg = torch.tensor([[0, 5, 8, 3, 7, 8, 2]])
+    assert not novel_token_mask(neg, pos, ngram=1).any()
+    assert novel_token_mask(neg, pos, ngram=2).tolist() == [[False, False, True, True, False, False, False]]
+
+
+@pytest.mark.parametrize("ngram", [1, 2, 3])
+def test_novel_ngram_mask_matches_a_plain_python_reading(ngram):
+    gen = torch.Generator().manual_seed(ngram)
+    pos = torch.randint(0, 6, (4, 9), generator=gen)
+    neg = torch.randint(0, 6, (4, 11), generator=gen)
+    pos[:, 7:] = -100
+    neg[1, 5:] = -100
+    got = novel_token_mask(neg, pos, ngram=ngram)
+    for b in range(4):
+        p = [t for t in pos[b].tolist() if t != -100]
+        n = neg[b].tolist()
+        grams = {tuple(([None] * ngram + p)[i + 1 : i + 1 + ngram]) for i in range(len(p))}
+        for t, tok in enumerate(n):
+            window = tuple(([None] * ngram + n)[t + 1 : t + 1 + ngram])
+            assert bool(got[b, t]) == (tok != -100 and window not in grams), (b, t)
+    with pytest.raises(ValueError, match="ngram"):
+        novel_token_mask(neg, pos, ngram=0)
+
+
 def test_conseq_loss_combines_terms():
     pos_logits, pos_labels = random_batch(seed=6)
     neg_logits, neg_labels = random_batch(seed=7, t=T + 2)
