@@ -1,9 +1,10 @@
 """Rate summarizer checkpoints on more news-world documents than the default 200-row splits hold.
 
-The README's ConSeq figures come from this script: the oracle's hallucination rate of beam-4 summaries (as
-``stage=evaluate`` decodes them), unsupported facts per summary, ROUGE-L and the most frequent error kinds, on the
-first N test and validation documents of an exported world. ±0.016 on a rate near 0.6 at N=1000, against
-±0.035 on the demo's 200 rows. Export the world first (its first 200 rows of each split are the default splits):
+The README's 1000 + 1000-document ConSeq figures are this measurement: the oracle's hallucination rate of
+beam-4 summaries (as ``stage=evaluate`` decodes them), unsupported facts per summary, ROUGE-L and the most
+frequent error kinds, on the first N test and validation documents of an exported world. ±0.016 on a rate near
+0.6 at N=1000, against ±0.035 on the demo's 200 rows. Export the world first (its first 200 rows of each
+split are the default splits):
 
     python -m conseq.data.newsworld out=/tmp/world n_train=8000 n_qa=0 n_test=1000 n_validation=1000
     accelerate launch --multi_gpu --num_processes 2 scripts/rate_on_world.py /tmp/world 1000 rates.json \\
@@ -19,6 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -42,10 +44,12 @@ def main() -> None:
     models = dict(_named(m) for m in args.models)
     rows = {split: _read(args.world / f"{split}.jsonl", args.rows) for split in SPLITS}
 
-    acc = Accelerator(cpu=True)
+    # One process per GPU under accelerate launch; without GPUs, `--multi_gpu` leaves accelerate's CPU flag unset
+    # and each process would run alone, so ask for the CPU (gloo) group then (as conseq.runtime does).
+    acc = Accelerator(cpu=not torch.cuda.is_available())
     rates: dict[str, dict] = {}
     for name, path in models.items():
-        model = AutoModelForSeq2SeqLM.from_pretrained(path).eval()
+        model = AutoModelForSeq2SeqLM.from_pretrained(path).to(acc.device).eval()
         tokenizer = AutoTokenizer.from_pretrained(path)
         rates[name] = {}
         for split, records in rows.items():
