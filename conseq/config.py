@@ -248,6 +248,7 @@ class PartitionStageConfig:
 @dataclass
 class ContrastiveStageConfig(TrainConfig):
     # conseq (NLL on y+ and unlikelihood on y−) | positive_only (the ablation: NLL on the selected y+ only)
+    # | dpo (NLL on y+ and DPO's sequence-level preference of y+ over y−, against the frozen MLE model)
     loss: str = "conseq"
     # all (paper) | novel (only the y− tokens that end an n-gram absent from y+)
     unlikelihood_tokens: str = "all"
@@ -255,6 +256,10 @@ class ContrastiveStageConfig(TrainConfig):
     novel_ngram: int = 1
     negative_weight: float = 1.0
     clamp: float = 1e-20
+    # loss=dpo: β of the preference term (higher = stays closer to the MLE model's log-ratio) and the weight of
+    # the NLL on y+ beside it (0 = plain DPO).
+    dpo_beta: float = 0.1
+    dpo_nll_weight: float = 1.0
     # Which partition to train on: quals | rouge.
     partition_scorer: str = "quals"
     # The named variant this run trains: its overrides (below) apply on top of the knobs above.

@@ -1,5 +1,6 @@
 """The training losses as pure functions of logits and labels: label-smoothed NLL (MLE, QAGen, the positive
-term of ConSeq), token-level unlikelihood (ConSeq's negative term) and their ConSeq combination.
+term of ConSeq), token-level unlikelihood (ConSeq's negative term) and their ConSeq combination, and a
+sequence-level alternative to unlikelihood: DPO's preference loss on (y+, y−) against the frozen MLE model.
 
 Formulas follow the original criterion (reference/quals_conseq.md §4.3, fairseq 0.9's label smoothing):
 per target token t, with ε the smoothing and V the vocabulary size,
@@ -158,4 +159,54 @@ def conseq_loss(
         "n_pos_tokens": n_pos,
         "n_neg_tokens": n_neg,
         "n_unlikelihood_tokens": n_unlikely,
+    }
+
+
+def sequence_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[B] float32: Σ_t log p(y_t) over each row's non-ignored tokens (no smoothing)."""
+    keep = labels != IGNORE_INDEX
+    lprobs = torch.log_softmax(logits.float(), dim=-1)
+    token = lprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (token * keep).sum(-1)
+
+
+def dpo_loss(
+    pos_logits: torch.Tensor,
+    pos_labels: torch.Tensor,
+    neg_logits: torch.Tensor,
+    neg_labels: torch.Tensor,
+    ref_pos: torch.Tensor,
+    ref_neg: torch.Tensor,
+    *,
+    beta: float = 0.1,
+    nll_weight: float = 1.0,
+    epsilon: float = 0.1,
+) -> dict[str, torch.Tensor]:
+    """DPO (Rafailov et al., 2023) on ConSeq's pairs, plus ConSeq's positive term.
+
+    Per pair, with π the model being trained and π_ref the frozen MLE model (``ref_pos``/``ref_neg``: its
+    summed log-probabilities of y+ and y−, computed once before training),
+
+        margin = β·[(log π(y+) − log π_ref(y+)) − (log π(y−) − log π_ref(y−))]
+        loss   = mean over pairs of −log σ(margin)  +  nll_weight · label-smoothed NLL of y+ per token
+
+    Unlike token unlikelihood, the preference term asks only that y+ gain on y− relative to where the MLE
+    model started; tokens that y+ and y− share under the same prefix cancel, and a pair already ranked well
+    stops pulling. The NLL term (as in ConSeq, and RPO's recipe) keeps the model on its references.
+
+    Returns a dict: ``loss`` (to backpropagate) and, detached for logging, ``pref_loss``, ``pos_nll``,
+    ``margin`` (mean β-scaled margin) and ``accuracy`` (share of pairs with margin > 0).
+    """
+    pos_lp = sequence_log_probs(pos_logits, pos_labels)
+    neg_lp = sequence_log_probs(neg_logits, neg_labels)
+    margin = beta * ((pos_lp - ref_pos.float()) - (neg_lp - ref_neg.float()))
+    pref = -torch.nn.functional.logsigmoid(margin).mean()
+    pos_sum, nll_sum, n_pos = label_smoothed_nll(pos_logits, pos_labels, epsilon)
+    n = n_pos.clamp(min=1)
+    return {
+        "loss": pref + nll_weight * pos_sum / n,
+        "pref_loss": pref.detach(),
+        "pos_nll": (nll_sum / n).detach(),
+        "margin": margin.mean().detach(),
+        "accuracy": (margin > 0).float().mean().detach(),
     }

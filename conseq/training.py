@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import gather_object
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from conseq.artifacts import read_json, write_json
 from conseq.config import TrainConfig
-from conseq.losses import label_smoothed_nll
+from conseq.losses import label_smoothed_nll, sequence_log_probs
 from conseq.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -247,6 +248,27 @@ def validation_nll(
             totals += torch.stack([nll_sum.double(), n_tokens.double()])
     totals = acc.reduce(totals, reduction="sum")
     return (totals[0] / totals[1].clamp(min=1)).item()
+
+
+def pair_log_probs(
+    model: torch.nn.Module, runtime: Runtime, examples: list[Any], collate, batch_size: int = 32
+) -> list[tuple[float, float]]:
+    """(Σ log p(y+), Σ log p(y−)) of every (x, y+, y−) example under ``model``, computed on every process's
+    share and gathered in example order (DPO's reference log-probabilities)."""
+    acc = runtime.accelerator
+    pair = EncoderSharingPair(model)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+    mine_out: list[tuple[int, tuple[float, float]]] = []
+    with acc.split_between_processes(order) as mine, torch.inference_mode():
+        for start in range(0, len(mine), batch_size):
+            idx = mine[start : start + batch_size]
+            batch = {k: v.to(acc.device) for k, v in collate([examples[i] for i in idx]).items()}
+            pos_logits, neg_logits = pair(**batch)
+            pos = sequence_log_probs(pos_logits, batch["labels"]).tolist()
+            neg = sequence_log_probs(neg_logits, batch["neg_labels"]).tolist()
+            mine_out += list(zip(idx, zip(pos, neg, strict=True), strict=True))
+    gathered = dict(gather_object(mine_out))
+    return [gathered[i] for i in range(len(examples))]
 
 
 class EncoderSharingPair(torch.nn.Module):

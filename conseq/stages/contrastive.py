@@ -4,17 +4,23 @@
     python -m conseq.train stage=contrastive stages.contrastive.variant=conseq_novel  # unlikelihood on novel tokens
     python -m conseq.train stage=contrastive stages.contrastive.variant=positive_only # ablation: NLL on y+ only
     python -m conseq.train stage=contrastive stages.contrastive.variant=conseq_rouge  # pairs chosen by ROUGE
+    python -m conseq.train stage=contrastive stages.contrastive.variant=conseq_dpo    # DPO instead of unlikelihood
 
 Loss per batch (reference/quals_conseq.md §4.3): label-smoothed NLL on (x, y+) plus token-level unlikelihood
 −Σ_t log(1 − p(y−_t)) on (x, y−), weighted 1:negative_weight and divided by the target tokens of both; the
 encoder runs once per document for both decoder passes. Validation NLL of the references is tracked because
 the all-token unlikelihood can raise it while beam ROUGE hides it (DESIGN §6).
+
+loss=dpo keeps the NLL on y+ and replaces the unlikelihood by DPO's preference term on the same pairs
+(losses.dpo_loss): the frozen MLE model's log-probabilities of y+ and y− are computed once before training.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+
+import torch
 
 from conseq import losses, runtime, specs, training
 from conseq.artifacts import read_jsonl, run_dir
@@ -23,7 +29,7 @@ from conseq.data import batching, prepare
 from conseq.modeling import load_model
 
 log = logging.getLogger(__name__)
-LOSSES = ("conseq", "positive_only")
+LOSSES = ("conseq", "positive_only", "dpo")
 
 
 def run(cfg: Config) -> dict | None:
@@ -36,6 +42,10 @@ def run(cfg: Config) -> dict | None:
         raise ValueError(f"stages.contrastive.unlikelihood_tokens={c.unlikelihood_tokens!r}: choose one of {choices}")
     if c.novel_ngram < 1:
         raise ValueError(f"stages.contrastive.novel_ngram={c.novel_ngram}: must be >= 1")
+    if c.dpo_beta <= 0 or c.dpo_nll_weight < 0:
+        raise ValueError(
+            f"stages.contrastive.dpo_beta={c.dpo_beta} must be > 0 and dpo_nll_weight={c.dpo_nll_weight} >= 0"
+        )
     art = specs.contrastive(cfg, c.variant)
     if art.done and not cfg.force:
         return runtime.emit_result("contrastive", art.path, True, art.metrics())
@@ -61,6 +71,9 @@ def run(cfg: Config) -> dict | None:
         if acc.is_main_process:
             art.start(force=cfg.force)
     model, tokenizer = load_model(str(mle_art.path))
+    # On the accelerator before fit's prepare: the starting validation NLL (and DPO's reference
+    # log-probabilities) run on the loaded model, with batches on acc.device.
+    model.to(acc.device)
 
     # data
     pairs = read_jsonl(part_art.path / "pairs.jsonl")
@@ -89,15 +102,19 @@ def run(cfg: Config) -> dict | None:
             seed=c.seed + epoch,
         )
 
+    def pair_collate(items):
+        return batching.collate_pairs(
+            [it[0] for it in items], [it[1] for it in items], [it[2] for it in items], tokenizer.pad_token_id
+        )
+
     def collate(items):
         if c.loss == "positive_only":
-            return batching.collate([x for x, _, _ in items], [y for _, y, _ in items], tokenizer.pad_token_id)
-        return batching.collate_pairs(
-            [x for x, _, _ in items],
-            [y for _, y, _ in items],
-            [n for _, _, n in items],
-            tokenizer.pad_token_id,
-        )
+            return batching.collate([it[0] for it in items], [it[1] for it in items], tokenizer.pad_token_id)
+        batch = pair_collate(items)
+        if c.loss == "dpo":  # examples carry the MLE model's (log p(y+), log p(y−)) as their 4th item
+            batch["ref_pos"] = torch.tensor([it[3][0] for it in items], dtype=torch.float32)
+            batch["ref_neg"] = torch.tensor([it[3][1] for it in items], dtype=torch.float32)
+        return batch
 
     def val_collate(items):
         return batching.collate([x for x, _ in items], [y for _, y in items], tokenizer.pad_token_id)
@@ -117,22 +134,41 @@ def run(cfg: Config) -> dict | None:
         )
         return out["loss"], {k: out[k].item() for k in ("loss", "pos_nll", "neg_loss")}
 
+    def dpo_loss(module, batch):
+        ref_pos, ref_neg = batch.pop("ref_pos"), batch.pop("ref_neg")
+        pos_logits, neg_logits = module(**batch)
+        out = losses.dpo_loss(
+            pos_logits,
+            batch["labels"],
+            neg_logits,
+            batch["neg_labels"],
+            ref_pos,
+            ref_neg,
+            beta=c.dpo_beta,
+            nll_weight=c.dpo_nll_weight,
+            epsilon=c.label_smoothing,
+        )
+        return out["loss"], {k: out[k].item() for k in ("loss", "pos_nll", "margin", "accuracy")}
+
     def evaluate(model) -> dict[str, float]:
         return {"loss": training.validation_nll(model, rt, val_examples, val_collate, c.batch_size)}
 
     start_nll = evaluate(model)["loss"]
+    if c.loss == "dpo":
+        refs = training.pair_log_probs(model, rt, examples, pair_collate, c.batch_size)
+        examples = [(*ex, ref) for ex, ref in zip(examples, refs, strict=True)]
     log.info("%s: %d training pairs; validation NLL of the MLE model %.4f", c.variant, len(pairs), start_nll)
 
     # loop
-    conseq = c.loss == "conseq"
+    loss_fn = {"conseq": conseq_loss, "dpo": dpo_loss}.get(c.loss) or training.smoothed_nll_loss(c.label_smoothing)
     model, result = training.fit(
         runtime=rt,
         model=model,
-        train_module=training.EncoderSharingPair(model) if conseq else None,
+        train_module=None if c.loss == "positive_only" else training.EncoderSharingPair(model),
         examples=examples,
         batches=batches,
         collate=collate,
-        loss_fn=conseq_loss if conseq else training.smoothed_nll_loss(c.label_smoothing),
+        loss_fn=loss_fn,
         eval_fn=evaluate,
         cfg=c,
         workdir=art.partial,

@@ -188,7 +188,8 @@ def initial_model(cfg: Config, start: str | None, tokenizer_dir: str | None):
     labels = {"id2label": dict(LABELS), "label2id": {v: k for k, v in LABELS.items()}}
     m = cfg.factcc_model
     if start:  # specs.start_from: a pretrained checkpoint or the warm-start model
-        model = AutoModelForSequenceClassification.from_pretrained(start, num_labels=2, **labels)
+        # The two labels come from id2label; num_labels beside a summarizer's 3-label config only warns.
+        model = AutoModelForSequenceClassification.from_pretrained(start, **labels)
         return model, AutoTokenizer.from_pretrained(start)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     model = build_tiny_head_model(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
 
 from tests.conftest import run_stage
 from tests.stages.conftest import ENV
@@ -109,6 +112,27 @@ def test_novel_ngram_trains_its_own_model_and_a_bad_value_fails_before_training(
     result, _ = run_stage(root, *variant, "stages.contrastive.novel_ngram=2", *smoke, env=ENV)
     assert result["cache_hit"] is False and result["artifact"] != novel["artifact"]
     assert result["metrics"]["pairs"] == novel["metrics"]["pairs"]
+
+
+def test_dpo_variant_trains_on_the_same_pairs_and_a_bad_beta_fails_before_training(root, pipeline, smoke):
+    conseq = json.loads(next(line for line in pipeline[1].stdout.splitlines() if '"variant": "conseq"' in line))
+    variant = ("stage=contrastive", "stages.contrastive.variant=conseq_dpo")
+    before = set(root.glob("cache/contrastive/*"))
+    result, proc = run_stage(root, *variant, "stages.contrastive.dpo_beta=0", *smoke, check=False, env=ENV)
+    assert proc.returncode != 0 and result is None
+    assert "stages.contrastive.dpo_beta=0" in proc.stderr
+    assert set(root.glob("cache/contrastive/*")) == before
+    result, _ = run_stage(root, *variant, *smoke, env=ENV)
+    metrics = result["metrics"]
+    assert result["cache_hit"] is False and metrics["variant"] == "conseq_dpo"
+    assert metrics["pairs"] == conseq["metrics"]["pairs"] and metrics["steps"] > 0
+    # The preference term was trained: its logged margin and pair accuracy are those of a real run.
+    assert 0.0 <= metrics["train_accuracy"] <= 1.0 and math.isfinite(metrics["train_margin"])
+    assert math.isfinite(metrics["val_nll"])
+    mle = next(json.loads(line) for line in pipeline[1].stdout.splitlines() if line.startswith('{"stage": "mle"'))
+    trained = AutoModelForSeq2SeqLM.from_pretrained(result["artifact"]).state_dict()
+    start = AutoModelForSeq2SeqLM.from_pretrained(mle["artifact"]).state_dict()
+    assert any(not torch.equal(trained[k], start[k]) for k in start)
 
 
 def test_evaluate_without_an_mle_model_says_which_command_builds_it(tmp_path):

@@ -1,4 +1,4 @@
-"""conseq.losses against direct per-token loops of the formulas in reference/quals_conseq.md §4.3."""
+"""conseq.losses against direct per-token loops of the formulas in reference/quals_conseq.md §4.3 (and of DPO's)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from conseq.losses import conseq_loss, label_smoothed_nll, novel_token_mask, token_unlikelihood
+from conseq.losses import (
+    conseq_loss,
+    dpo_loss,
+    label_smoothed_nll,
+    novel_token_mask,
+    sequence_log_probs,
+    token_unlikelihood,
+)
 
 B, T, V = 3, 5, 11
 
@@ -182,3 +189,57 @@ def test_conseq_loss_gradient_flows_and_rejects_unknown_option():
     assert pos_logits.grad.abs().sum() > 0 and neg_logits.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="unlikelihood_tokens"):
         conseq_loss(pos_logits, pos_labels, neg_logits, neg_labels, unlikelihood_tokens="some")
+
+
+def slow_sequence_log_probs(logits, labels):
+    out = []
+    for b in range(logits.size(0)):
+        total = 0.0
+        for t in range(logits.size(1)):
+            y = int(labels[b, t])
+            if y != -100:
+                total += math.log(torch.softmax(logits[b, t], -1)[y].item())
+        out.append(total)
+    return out
+
+
+def test_sequence_log_probs_sum_each_rows_own_tokens():
+    logits, labels = random_batch(seed=12)
+    assert sequence_log_probs(logits, labels).tolist() == pytest.approx(slow_sequence_log_probs(logits, labels))
+
+
+@pytest.mark.parametrize(("beta", "nll_weight"), [(0.1, 1.0), (0.5, 0.0)])
+def test_dpo_loss_matches_its_formula(beta, nll_weight):
+    pos_logits, pos_labels = random_batch(seed=13)
+    neg_logits, neg_labels = random_batch(seed=14, t=T + 1)
+    ref_pos, ref_neg = torch.tensor([-9.0, -12.0, -7.5]), torch.tensor([-8.0, -15.0, -10.0])
+    out = dpo_loss(
+        pos_logits, pos_labels, neg_logits, neg_labels, ref_pos, ref_neg, beta=beta, nll_weight=nll_weight, epsilon=0.1
+    )
+    pos_lp = slow_sequence_log_probs(pos_logits, pos_labels)
+    neg_lp = slow_sequence_log_probs(neg_logits, neg_labels)
+    margins = [beta * ((p - rp) - (n - rn)) for p, n, rp, rn in zip(pos_lp, neg_lp, ref_pos.tolist(), ref_neg.tolist())]
+    pref = sum(math.log1p(math.exp(-m)) for m in margins) / len(margins)
+    pos_sum, nll_sum, n_pos = slow_smoothed_nll(pos_logits, pos_labels, 0.1)
+    assert out["loss"].item() == pytest.approx(pref + nll_weight * pos_sum / n_pos, rel=1e-5)
+    assert out["pref_loss"].item() == pytest.approx(pref, rel=1e-5)
+    assert out["pos_nll"].item() == pytest.approx(nll_sum / n_pos, rel=1e-5)
+    assert out["accuracy"].item() == pytest.approx(sum(m > 0 for m in margins) / len(margins))
+
+
+def test_dpo_starts_at_log_two_and_its_gradient_prefers_the_positive():
+    # At the reference model the margin is 0 and the preference loss log 2; one gradient step on the logits
+    # raises log p(y+) and lowers log p(y−).
+    pos_logits, pos_labels = random_batch(seed=15)
+    neg_logits, neg_labels = random_batch(seed=16)
+    ref_pos, ref_neg = sequence_log_probs(pos_logits, pos_labels), sequence_log_probs(neg_logits, neg_labels)
+    pos_logits.requires_grad_(True)
+    neg_logits.requires_grad_(True)
+    out = dpo_loss(pos_logits, pos_labels, neg_logits, neg_labels, ref_pos, ref_neg, nll_weight=0.0)
+    assert out["pref_loss"].item() == pytest.approx(math.log(2))
+    assert out["margin"].item() == pytest.approx(0.0, abs=1e-9)
+    out["loss"].backward()
+    with torch.no_grad():
+        pos_after = sequence_log_probs(pos_logits - 0.5 * pos_logits.grad, pos_labels)
+        neg_after = sequence_log_probs(neg_logits - 0.5 * neg_logits.grad, neg_labels)
+    assert (pos_after > ref_pos).all() and (neg_after < ref_neg).all()
