@@ -232,7 +232,8 @@ class ScoreStageConfig:
 
 @dataclass
 class PartitionStageConfig:
-    # quals | rouge (the ROUGE-ensemble baseline: R1+R2+RL of candidates vs the reference)
+    # quals | rouge (the ROUGE-ensemble baseline: R1+R2+RL of candidates vs the reference) | random (the
+    # selection ablation: seeded random scores, the same cuts)
     scorer: str = "quals"
     # ratio (the original's top/bottom cuts) | threshold (absolute cut-offs below)
     selection: str = "ratio"
@@ -260,7 +261,7 @@ class ContrastiveStageConfig(TrainConfig):
     # the NLL on y+ beside it (0 = plain DPO).
     dpo_beta: float = 0.1
     dpo_nll_weight: float = 1.0
-    # Which partition to train on: quals | rouge.
+    # Which partition to train on: quals | rouge | random.
     partition_scorer: str = "quals"
     # The named variant this run trains: its overrides (below) apply on top of the knobs above.
     variant: str = "conseq"

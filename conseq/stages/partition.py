@@ -2,6 +2,7 @@
 
     python -m conseq.train stage=partition                                # QUALS, the paper's 30/30 cuts
     python -m conseq.train stage=partition stages.partition.scorer=rouge  # the ROUGE-ensemble baseline
+    python -m conseq.train stage=partition stages.partition.scorer=random # the selection ablation
     python -m conseq.train stage=partition stages.partition.selection=threshold \\
         stages.partition.positive_threshold=-0.5 stages.partition.negative_threshold=-1.5
 
@@ -19,6 +20,11 @@ empty candidate has none. A reference cannot be ranked by ROUGE against itself, 
 positive-eligible: only the negative cut selects (positive_ratio / positive_threshold are unused) and
 positive_score is null.
 
+``scorer=random`` (the selection ablation): every reference and every non-empty candidate gets a seeded uniform
+random score (``seed``), so the same cuts keep about as many documents as QUALS's, chosen at random, each with
+a random candidate as its negative. Training on it separates what QUALS's choice does from what any few hundred
+extra steps on some references and samples do.
+
 Output: ``pairs.jsonl``, one row per (document, negative) ``{"id", "document", "positive", "negative",
 "positive_score", "negative_score"}`` (read by stage=contrastive); ``histogram.png`` (the score distributions
 and the cut lines); ``examples.md``; metrics with the count after every step and, on the news world, the oracle
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +46,7 @@ from conseq.artifacts import read_jsonl, run_dir, write_jsonl
 from conseq.config import Config
 
 log = logging.getLogger(__name__)
-SCORERS = ("quals", "rouge")
+SCORERS = ("quals", "rouge", "random")
 SELECTIONS = ("ratio", "threshold")
 
 
@@ -62,7 +69,9 @@ def run(cfg: Config) -> dict | None:
 
     # data
     rows = read_jsonl(cand_art.path / "candidates.jsonl")
-    if score_art is None:
+    if p.scorer == "random":
+        reference_scores, candidate_scores = random_scores(rows, cfg.seed)
+    elif score_art is None:
         reference_scores, candidate_scores = None, rouge_candidate_scores(rows)
     else:
         scored = read_jsonl(score_art.path / "scores.jsonl")
@@ -230,6 +239,15 @@ def rouge_candidate_scores(rows: list[dict]) -> list[list[float | None]]:
     return [[score(row["reference"], c) for c in row["candidates"]] for row in rows]
 
 
+def random_scores(rows: list[dict], seed: int) -> tuple[list[float], list[list[float | None]]]:
+    """Seeded uniform scores for every reference and every non-empty candidate (None for an empty one, as the
+    other scorers give)."""
+    rng = random.Random(seed)
+    references = [rng.random() for _ in rows]
+    candidates = [[rng.random() if c.strip() else None for c in row["candidates"]] for row in rows]
+    return references, candidates
+
+
 def oracle_shares(rows: list[dict], sel: Selection) -> dict[str, float | None]:
     """The news world oracle on the kept pairs, against all references and all per-document negatives."""
     from conseq.data.newsworld import check_summary
@@ -269,7 +287,8 @@ def plot_histogram(path: Path, reference_scores, candidate_scores, sel: Selectio
     for key, color in (("negative_cut_score", "tab:red"), ("positive_cut_score", "tab:green")):
         if sel.counts.get(key) is not None:
             ax.axvline(sel.counts[key], color=color, linestyle="--", label=key.replace("_", " "))
-    ax.set_xlabel("QUALS" if scorer == "quals" else "ROUGE-1+2+L F1 vs reference")
+    labels = {"quals": "QUALS", "rouge": "ROUGE-1+2+L F1 vs reference", "random": "random score (the ablation)"}
+    ax.set_xlabel(labels[scorer])
     ax.set_ylabel("summaries")
     ax.set_title(f"partition ({scorer}): kept {sel.counts['kept_documents']} of {sel.counts['documents']} documents")
     ax.legend(fontsize=8)

@@ -230,6 +230,26 @@ def test_partition_by_rouge_selects_only_negatives(generated, upstream):
     assert (path / "histogram.png").is_file()
 
 
+def test_partition_at_random_is_seeded_and_pairs_real_candidates(generated, upstream):
+    result, _ = run_stage(upstream, *PARTITION, "stages.partition.scorer=random")
+    m, path = result["metrics"], Path(result["artifact"])
+    assert m["scorer"] == "random" and result["cache_hit"] is False
+    # Every reference and candidate is eligible; the kept documents are the intersection of the two random cuts.
+    assert m["positive_eligible"] == m["negative_eligible"] == TRAIN_ROWS
+    assert 0 < m["kept_documents"] <= min(m["positive_cut"], m["negative_cut"]) and m["pairs"] == m["kept_documents"]
+    rows = {r["id"]: r for r in candidates_of(generated)}
+    pairs = read_jsonl(path / "pairs.jsonl")
+    for pair in pairs:
+        row = rows[pair["id"]]
+        assert pair["positive"] == row["reference"] and pair["negative"] in row["candidates"]
+    assert (path / "histogram.png").is_file()
+    again, _ = run_stage(upstream, *PARTITION, "stages.partition.scorer=random")
+    assert again["cache_hit"] is True and again["artifact"] == result["artifact"]
+    other, _ = run_stage(upstream, *PARTITION, "stages.partition.scorer=random", "seed=1")
+    assert other["cache_hit"] is False and other["artifact"] != result["artifact"]
+    assert [p["id"] for p in read_jsonl(Path(other["artifact"]) / "pairs.jsonl")] != [p["id"] for p in pairs]
+
+
 # ---------------------------------------------------------------------------------------- partition (pure)
 
 
