@@ -28,7 +28,9 @@ extra steps on some references and samples do.
 Output: ``pairs.jsonl``, one row per (document, negative) ``{"id", "document", "positive", "negative",
 "positive_score", "negative_score"}`` (read by stage=contrastive); ``histogram.png`` (the score distributions
 and the cut lines); ``examples.md``; metrics with the count after every step and, on the news world, the oracle
-hallucination share of the kept negatives and positives. Runs on the main process; the others only wait.
+hallucination share of the kept negatives and positives and, per error kind the oracle finds in the references,
+the share that scores above the positive cut (``positive_cut_share_by_kind``, beside ``clean``). Runs on the
+main process; the others only wait.
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ def run(cfg: Config) -> dict | None:
         metrics["positives"] = "all references (ROUGE cannot rank a reference against itself)"
     if cfg.data.source == "newsworld":
         metrics.update(oracle_shares(rows, sel))
+        if reference_scores is not None and sel.counts.get("positive_cut_score") is not None:
+            metrics["positive_cut_share_by_kind"] = positive_cut_by_kind(
+                rows, reference_scores, sel.counts["positive_cut_score"]
+            )
     plot_histogram(out / "histogram.png", reference_scores, candidate_scores, sel, p.scorer)
     (out / "examples.md").write_text(examples_markdown(pairs, p.examples, p.scorer))
     art.finish(metrics)
@@ -263,6 +269,21 @@ def oracle_shares(rows: list[dict], sel: Selection) -> dict[str, float | None]:
             [(rows[d], rows[d]["candidates"][c]) for d, cs in sel.negatives.items() for c in cs]
         ),
     }
+
+
+def positive_cut_by_kind(rows: list[dict], reference_scores, line: float) -> dict[str, float]:
+    """The share of references scoring at or above the positive cut line, for the clean ones and for each error
+    kind the news world oracle finds in them: which errors the scorer lets into the positives (a blind spot reads
+    like "clean")."""
+    from conseq.data.newsworld import check_summary
+
+    passed: dict[str, list[bool]] = {}
+    for row, score in zip(rows, reference_scores, strict=True):
+        verdict = check_summary(row, row["reference"])
+        for kind in sorted(set(verdict.kinds)) or ["clean"]:
+            passed.setdefault(kind, []).append(_scored(score) and score >= line)
+    order = sorted(passed, key=lambda k: (k != "clean", -len(passed[k]), k))
+    return {k: round(sum(passed[k]) / len(passed[k]), 4) for k in order}
 
 
 def plot_histogram(path: Path, reference_scores, candidate_scores, sel: Selection, scorer: str) -> None:

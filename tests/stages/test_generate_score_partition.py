@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conseq.artifacts import read_jsonl
+from conseq.data.newsworld import check_summary
 from conseq.stages.partition import lowest_candidates, select_pairs
 from conseq.stages.score import read_store
 from tests.conftest import run_stage as run_entry
@@ -205,6 +206,14 @@ def test_partition_by_quals_keeps_the_intersection_of_the_cuts(generated, scored
     assert 0 <= m["kept_negatives_hallucinated"] <= 1 and 0 <= m["kept_positives_hallucinated"] <= 1
     rows = {r["id"]: r for r in candidates_of(generated)}
     scores = {s["id"]: s for s in scores_of(scored)}
+    # Per error kind of the references (and the clean ones): the share at or above the positive cut line.
+    by_kind = m["positive_cut_share_by_kind"]
+    verdicts = [(check_summary(r, r["reference"]), scores[i]["reference_quals"]) for i, r in rows.items()]
+    for kind, share in by_kind.items():
+        group = [q for v, q in verdicts if (kind in v.kinds) or (kind == "clean" and not v.kinds)]
+        passed = sum(q is not None and q >= m["positive_cut_score"] for q in group) / len(group)
+        assert share == pytest.approx(passed, abs=1e-4)
+    assert "clean" in by_kind and any(k.startswith(("extrinsic:", "intrinsic:")) for k in by_kind)
     pairs = read_jsonl(path / "pairs.jsonl")
     assert len(pairs) == m["pairs"]
     for pair in pairs:
