@@ -22,8 +22,8 @@ positive_score is null.
 
 ``scorer=random`` (the selection ablation): every reference and every non-empty candidate gets a seeded uniform
 random score (``seed``), so the same cuts keep about as many documents as QUALS's, chosen at random, each with
-a random candidate as its negative. Training on it separates what QUALS's choice does from what any few hundred
-extra steps on some references and samples do.
+a random candidate as its negative. Training on it separates what QUALS's choice does from what the same number
+of fine-tuning steps on any references and samples does.
 
 Output: ``pairs.jsonl``, one row per (document, negative) ``{"id", "document", "positive", "negative",
 "positive_score", "negative_score"}`` (read by stage=contrastive); ``histogram.png`` (the score distributions
