@@ -13,6 +13,7 @@ world their oracle rate, which is the noise rate, and how well QUALS separates n
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from conseq.scorers import extra_metrics, extra_metrics_identity
 from conseq.training import validation_nll
 
 log = logging.getLogger(__name__)
+# Rows per seeded top-k sampling chunk (sampled_hallucination_rate); see evaluate_one.
+SAMPLE_CHUNK = 32
 
 REFERENCE = "reference"
 # Columns of the comparison table, in order (missing values print as "–").
@@ -77,6 +80,7 @@ def run(cfg: Config) -> dict | None:
         "split": s.split,
         "rows": len(rows),
         "decoding": [s.num_beams, s.min_new_tokens, s.max_new_tokens, s.sample_top_k],
+        "sample_seed": cfg.seed if s.sample_top_k else None,
         "quals": qagen and [qagen[1], asdict(cfg.stages.score.quals)],
         "ner": s.entities and s.ner_model,
         "extra": extra_metrics_identity(cfg, tuple(s.extra_scorers)) if s.extra_scorers else None,
@@ -151,22 +155,29 @@ def evaluate_one(cfg, rt, art: Artifact, location: str | None, rows, with_oracle
         with acc.split_between_processes(list(range(len(rows)))) as mine:
             texts = [documents[i] for i in mine]
             beam = [o[0] for o in generate_texts(model, tokenizer, texts, num_beams=s.num_beams, **decode)]
-            sampled = []
-            if s.sample_top_k:
-                sampled = [
-                    o[0]
-                    for o in generate_texts(
-                        model,
-                        tokenizer,
-                        texts,
-                        do_sample=True,
-                        top_k=s.sample_top_k,
-                        seed=cfg.seed + acc.process_index,
-                        **decode,
-                    )
-                ]
         predictions = gather_object(beam)[: len(rows)]
-        samples = gather_object(sampled)[: len(rows)] if s.sample_top_k else []
+
+        def sample(chunks: list[int]) -> list[list[str]]:
+            # One seed per fixed chunk of rows, decoded as one batch: the samples depend on `seed` (keyed) and
+            # not on the number of processes or the decoding batch size.
+            out = []
+            for c in chunks:
+                part = documents[c * SAMPLE_CHUNK : (c + 1) * SAMPLE_CHUNK]
+                options = {**decode, "batch_size": SAMPLE_CHUNK, "seed": cfg.seed * 100_003 + c}
+                out.append(
+                    [
+                        o[0]
+                        for o in generate_texts(model, tokenizer, part, do_sample=True, top_k=s.sample_top_k, **options)
+                    ]
+                )
+            return out
+
+        n_chunks = math.ceil(len(rows) / SAMPLE_CHUNK)
+        samples = (
+            [t for chunk in runtime.map_shards(acc, sample, list(range(n_chunks))) for t in chunk]
+            if s.sample_top_k
+            else []
+        )
         val_rows = prepare.read_split(prepare_data(cfg), "validation")
         val = batching.encode_pairs(
             tokenizer,

@@ -89,12 +89,21 @@ def test_score_rows_equal_one_process(roots):
             assert (x is None and y is None) or abs(x - y) < 1e-5, (a["id"], x, y)
 
 
-def _reference_evaluation(root: Path) -> list[dict]:
+def _reference_evaluation(root: Path, model: str = "reference") -> list[dict]:
     for folder in (root / "cache" / "eval_model").iterdir():
         spec = folder / "spec.json"
-        if (folder / "_SUCCESS").exists() and json.loads(spec.read_text())["model"] == "reference":
+        if (folder / "_SUCCESS").exists() and json.loads(spec.read_text())["model"] == model:
             return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
-    raise AssertionError(f"no evaluation of the references in {root}")
+    raise AssertionError(f"no evaluation of {model} in {root}")
+
+
+def test_evaluate_samples_equal_one_process(roots):
+    # The top-k samples behind sampled_hallucination_rate are seeded per fixed chunk of rows, so the 2-process
+    # run draws exactly the 1-process run's samples from the same (copied) MLE model.
+    one, two, _, _ = roots
+    (mle_key,) = [p.name for p in (one / "cache" / "mle").iterdir() if (p / "_SUCCESS").exists()]
+    rows_one, rows_two = _reference_evaluation(one, mle_key), _reference_evaluation(two, mle_key)
+    assert [r["sample"] for r in rows_one] == [r["sample"] for r in rows_two] and rows_one
 
 
 def test_evaluate_scores_equal_one_process(roots):

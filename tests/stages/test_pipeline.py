@@ -101,6 +101,16 @@ def test_evaluate_accepts_paths_and_reuses_per_model_results(root, pipeline, smo
     assert models["mle"]["rougeL"] == pytest.approx(models[mle_dir]["rougeL"])
 
 
+@pytest.mark.slow
+def test_evaluate_with_another_seed_draws_new_samples(root, pipeline, smoke):
+    # The seed decides the top-k samples (sampled_hallucination_rate), so it is part of the evaluation's key.
+    models = "stages.evaluate.models=[mle]"
+    same, _ = run_stage(root, "stage=evaluate", *smoke, models, env=ENV)
+    other, _ = run_stage(root, "stage=evaluate", *smoke, models, "seed=1", env=ENV)
+    assert same["cache_hit"] is True and other["cache_hit"] is False
+    assert other["metrics"]["models"]["mle"]["rougeL"] == pytest.approx(same["metrics"]["models"]["mle"]["rougeL"])
+
+
 def test_novel_ngram_trains_its_own_model_and_a_bad_value_fails_before_training(root, pipeline, smoke):
     novel = json.loads(next(line for line in pipeline[1].stdout.splitlines() if '"variant": "conseq_novel"' in line))
     variant = ("stage=contrastive", "stages.contrastive.variant=conseq_novel")
