@@ -45,13 +45,27 @@ def label_smoothed_nll(
         (loss_sum, nll_sum, n_tokens): the smoothed loss and the unsmoothed NLL summed over tokens, and the
         number of tokens (0-dim int64 tensor on the logits' device).
     """
+    keep, loss, nll = _smoothed_tokens(logits, labels, epsilon)
+    return loss.sum(), nll.sum(), keep.sum()
+
+
+def _smoothed_tokens(
+    logits: torch.Tensor, labels: torch.Tensor, epsilon: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(keep [B, T], smoothed loss [N], plain NLL [N]) at the N non-ignored positions, row-major."""
     keep = labels != IGNORE_INDEX
     lprobs, target = _selected_log_probs(logits, labels, keep)
     nll = -lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
     smooth = -lprobs.sum(-1)
     # fairseq 0.9 form: (1-ε)·nll + (ε/V)·Σ_v −log p(v); the original's criterion used exactly this.
     loss = (1.0 - epsilon) * nll + (epsilon / lprobs.size(-1)) * smooth
-    return loss.sum(), nll.sum(), keep.sum()
+    return keep, loss, nll
+
+
+def _row_sums(keep: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """[B]: the sum of each row's values, ``values`` being [N] at the True positions of ``keep`` [B, T]."""
+    rows = keep.nonzero()[:, 0]
+    return torch.zeros(keep.size(0), dtype=values.dtype, device=values.device).index_add(0, rows, values)
 
 
 def token_unlikelihood(
@@ -164,10 +178,8 @@ def conseq_loss(
 
 def sequence_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """[B] float32: Σ_t log p(y_t) over each row's non-ignored tokens (no smoothing)."""
-    keep = labels != IGNORE_INDEX
-    lprobs = torch.log_softmax(logits.float(), dim=-1)
-    token = lprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (token * keep).sum(-1)
+    keep, _, nll = _smoothed_tokens(logits, labels, 0.0)
+    return -_row_sums(keep, nll)
 
 
 def dpo_loss(
@@ -197,16 +209,17 @@ def dpo_loss(
     Returns a dict: ``loss`` (to backpropagate) and, detached for logging, ``pref_loss``, ``pos_nll``,
     ``margin`` (mean β-scaled margin) and ``accuracy`` (share of pairs with margin > 0).
     """
-    pos_lp = sequence_log_probs(pos_logits, pos_labels)
+    # One log-softmax of y+'s logits serves both its sequence log-probability and its smoothed NLL.
+    keep, pos_loss, pos_nll = _smoothed_tokens(pos_logits, pos_labels, epsilon)
+    pos_lp = -_row_sums(keep, pos_nll)
     neg_lp = sequence_log_probs(neg_logits, neg_labels)
     margin = beta * ((pos_lp - ref_pos.float()) - (neg_lp - ref_neg.float()))
     pref = -torch.nn.functional.logsigmoid(margin).mean()
-    pos_sum, nll_sum, n_pos = label_smoothed_nll(pos_logits, pos_labels, epsilon)
-    n = n_pos.clamp(min=1)
+    n = keep.sum().clamp(min=1)
     return {
-        "loss": pref + nll_weight * pos_sum / n,
+        "loss": pref + nll_weight * pos_loss.sum() / n,
         "pref_loss": pref.detach(),
-        "pos_nll": (nll_sum / n).detach(),
+        "pos_nll": (pos_nll.sum() / n).detach(),
         "margin": margin.mean().detach(),
         "accuracy": (margin > 0).float().mean().detach(),
     }

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import gather_object
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -26,7 +25,7 @@ from transformers import get_scheduler
 from conseq.artifacts import read_json, write_json
 from conseq.config import TrainConfig
 from conseq.losses import label_smoothed_nll, sequence_log_probs
-from conseq.runtime import Runtime
+from conseq.runtime import Runtime, map_shards
 
 log = logging.getLogger(__name__)
 
@@ -253,22 +252,24 @@ def validation_nll(
 def pair_log_probs(
     model: torch.nn.Module, runtime: Runtime, examples: list[Any], collate, batch_size: int = 32
 ) -> list[tuple[float, float]]:
-    """(Σ log p(y+), Σ log p(y−)) of every (x, y+, y−) example under ``model``, computed on every process's
-    share and gathered in example order (DPO's reference log-probabilities)."""
-    acc = runtime.accelerator
+    """(Σ log p(y+), Σ log p(y−)) of every (x, y+, y−) example under ``model``, each process scoring a share,
+    in example order on every process (DPO's reference log-probabilities)."""
     pair = EncoderSharingPair(model)
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
-    mine_out: list[tuple[int, tuple[float, float]]] = []
-    with acc.split_between_processes(order) as mine, torch.inference_mode():
-        for start in range(0, len(mine), batch_size):
-            idx = mine[start : start + batch_size]
-            batch = {k: v.to(acc.device) for k, v in collate([examples[i] for i in idx]).items()}
-            pos_logits, neg_logits = pair(**batch)
-            pos = sequence_log_probs(pos_logits, batch["labels"]).tolist()
-            neg = sequence_log_probs(neg_logits, batch["neg_labels"]).tolist()
-            mine_out += list(zip(idx, zip(pos, neg, strict=True), strict=True))
-    gathered = dict(gather_object(mine_out))
-    return [gathered[i] for i in range(len(examples))]
+
+    def score(share: list[int]) -> list[tuple[float, float]]:
+        out: dict[int, tuple[float, float]] = {}
+        order = sorted(share, key=lambda i: len(examples[i][0]))  # length-sorted batches pad little
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                batch = {k: v.to(runtime.accelerator.device) for k, v in collate([examples[i] for i in idx]).items()}
+                pos_logits, neg_logits = pair(**batch)
+                pos = sequence_log_probs(pos_logits, batch["labels"]).tolist()
+                neg = sequence_log_probs(neg_logits, batch["neg_labels"]).tolist()
+                out.update(zip(idx, zip(pos, neg, strict=True), strict=True))
+        return [out[i] for i in share]
+
+    return map_shards(runtime.accelerator, score, list(range(len(examples))))
 
 
 class EncoderSharingPair(torch.nn.Module):

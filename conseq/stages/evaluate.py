@@ -160,17 +160,12 @@ def evaluate_one(cfg, rt, art: Artifact, location: str | None, rows, with_oracle
         def sample(chunks: list[int]) -> list[list[str]]:
             # One seed per fixed chunk of rows, decoded as one batch: the samples depend on `seed` (keyed) and
             # not on the number of processes or the decoding batch size.
-            out = []
-            for c in chunks:
-                part = documents[c * SAMPLE_CHUNK : (c + 1) * SAMPLE_CHUNK]
-                options = {**decode, "batch_size": SAMPLE_CHUNK, "seed": cfg.seed * 100_003 + c}
-                out.append(
-                    [
-                        o[0]
-                        for o in generate_texts(model, tokenizer, part, do_sample=True, top_k=s.sample_top_k, **options)
-                    ]
-                )
-            return out
+            options = {**decode, "batch_size": SAMPLE_CHUNK, "do_sample": True, "top_k": s.sample_top_k}
+            texts = [documents[c * SAMPLE_CHUNK : (c + 1) * SAMPLE_CHUNK] for c in chunks]
+            return [
+                [o[0] for o in generate_texts(model, tokenizer, part, seed=cfg.seed * 100_003 + c, **options)]
+                for c, part in zip(chunks, texts, strict=True)
+            ]
 
         n_chunks = math.ceil(len(rows) / SAMPLE_CHUNK)
         samples = (

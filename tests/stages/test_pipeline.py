@@ -111,27 +111,32 @@ def test_evaluate_with_another_seed_draws_new_samples(root, pipeline, smoke):
     assert other["metrics"]["models"]["mle"]["rougeL"] == pytest.approx(same["metrics"]["models"]["mle"]["rougeL"])
 
 
-def test_novel_ngram_trains_its_own_model_and_a_bad_value_fails_before_training(root, pipeline, smoke):
-    novel = json.loads(next(line for line in pipeline[1].stdout.splitlines() if '"variant": "conseq_novel"' in line))
-    variant = ("stage=contrastive", "stages.contrastive.variant=conseq_novel")
+def _stage_line(pipeline, marker: str) -> dict:
+    return json.loads(next(line for line in pipeline[1].stdout.splitlines() if marker in line))
+
+
+def _fails_before_training(root: Path, variant: tuple[str, ...], bad: str, smoke) -> None:
+    """A bad contrastive knob fails naming itself, and no contrastive artifact (or partial) appears."""
     before = set(root.glob("cache/contrastive/*"))
-    result, proc = run_stage(root, *variant, "stages.contrastive.novel_ngram=0", *smoke, check=False, env=ENV)
+    result, proc = run_stage(root, *variant, bad, *smoke, check=False, env=ENV)
     assert proc.returncode != 0 and result is None
-    assert "stages.contrastive.novel_ngram=0" in proc.stderr
+    assert bad in proc.stderr
     assert set(root.glob("cache/contrastive/*")) == before
+
+
+def test_novel_ngram_trains_its_own_model_and_a_bad_value_fails_before_training(root, pipeline, smoke):
+    novel = _stage_line(pipeline, '"variant": "conseq_novel"')
+    variant = ("stage=contrastive", "stages.contrastive.variant=conseq_novel")
+    _fails_before_training(root, variant, "stages.contrastive.novel_ngram=0", smoke)
     result, _ = run_stage(root, *variant, "stages.contrastive.novel_ngram=2", *smoke, env=ENV)
     assert result["cache_hit"] is False and result["artifact"] != novel["artifact"]
     assert result["metrics"]["pairs"] == novel["metrics"]["pairs"]
 
 
 def test_dpo_variant_trains_on_the_same_pairs_and_a_bad_beta_fails_before_training(root, pipeline, smoke):
-    conseq = json.loads(next(line for line in pipeline[1].stdout.splitlines() if '"variant": "conseq"' in line))
+    conseq = _stage_line(pipeline, '"variant": "conseq"')
     variant = ("stage=contrastive", "stages.contrastive.variant=conseq_dpo")
-    before = set(root.glob("cache/contrastive/*"))
-    result, proc = run_stage(root, *variant, "stages.contrastive.dpo_beta=0", *smoke, check=False, env=ENV)
-    assert proc.returncode != 0 and result is None
-    assert "stages.contrastive.dpo_beta=0" in proc.stderr
-    assert set(root.glob("cache/contrastive/*")) == before
+    _fails_before_training(root, variant, "stages.contrastive.dpo_beta=0", smoke)
     result, _ = run_stage(root, *variant, *smoke, env=ENV)
     metrics = result["metrics"]
     assert result["cache_hit"] is False and metrics["variant"] == "conseq_dpo"
@@ -139,7 +144,7 @@ def test_dpo_variant_trains_on_the_same_pairs_and_a_bad_beta_fails_before_traini
     # The preference term was trained: its logged margin and pair accuracy are those of a real run.
     assert 0.0 <= metrics["train_accuracy"] <= 1.0 and math.isfinite(metrics["train_margin"])
     assert math.isfinite(metrics["val_nll"])
-    mle = next(json.loads(line) for line in pipeline[1].stdout.splitlines() if line.startswith('{"stage": "mle"'))
+    mle = _stage_line(pipeline, '{"stage": "mle"')
     trained = AutoModelForSeq2SeqLM.from_pretrained(result["artifact"]).state_dict()
     start = AutoModelForSeq2SeqLM.from_pretrained(mle["artifact"]).state_dict()
     assert any(not torch.equal(trained[k], start[k]) for k in start)
