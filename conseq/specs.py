@@ -139,7 +139,7 @@ def partition(cfg: Config, scorer: str | None = None) -> Artifact:
     upstream = scores(cfg).key if scorer == "quals" else candidates(cfg).key
     knobs = {k: v for k, v in asdict(p).items() if k not in ("scorer", "examples")}
     spec = {"stage": "partition", "scorer": scorer, "upstream": upstream, "partition": knobs}
-    if scorer == "random":  # the random scores come from the run's seed (keyed only here: no other key moves)
+    if scorer in ("random", "oracle"):  # their random draws come from the run's seed (keyed only for them)
         spec["seed"] = cfg.seed
     return artifact(cfg.paths.root, "partition", spec)
 

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 def run(cfg: Config) -> dict | None:
     # setup
     s = cfg.stages.factcc
+    if s.max_documents is not None and s.max_documents < 1:
+        raise ValueError(f"stages.factcc.max_documents={s.max_documents}: must be >= 1 (null = every document)")
     art = specs.factcc(cfg)
     if art is None:
         raise SystemExit(f"factcc={cfg.factcc!r} names an existing classifier; drop it to train one here")
@@ -153,7 +155,7 @@ def make_claims(cfg: Config, acc, data_art, out: Path) -> None:
         min_sentence_tokens=s.min_sentence_tokens,
     )
     for split, rows, seed in (
-        ("train", prepare.read_split(data_art, "train"), s.seed),
+        ("train", prepare.read_split(data_art, "train")[: s.max_documents], s.seed),
         ("validation", prepare.read_split(data_art, "validation")[: s.eval_rows], s.seed + 1),
     ):
         texts = [r["document"] for r in rows]

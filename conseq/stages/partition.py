@@ -3,6 +3,7 @@
     python -m conseq.train stage=partition                                # QUALS, the paper's 30/30 cuts
     python -m conseq.train stage=partition stages.partition.scorer=rouge  # the ROUGE-ensemble baseline
     python -m conseq.train stage=partition stages.partition.scorer=random # the selection ablation
+    python -m conseq.train stage=partition stages.partition.scorer=oracle # the news world's perfect selection
     python -m conseq.train stage=partition stages.partition.selection=threshold \\
         stages.partition.positive_threshold=-0.5 stages.partition.negative_threshold=-1.5
 
@@ -24,6 +25,12 @@ positive_score is null.
 random score (``seed``), so the same cuts keep about as many documents as QUALS's, chosen at random, each with
 a random candidate as its negative. Training on it separates what QUALS's choice does from what the same number
 of fine-tuning steps on any references and samples does.
+
+``scorer=oracle`` (the news world only: the selection's ceiling): a text's score is minus the number of
+unsupported facts the world's oracle finds in it, plus a seeded uniform tie-break in [0, 0.5) (``seed``), so the
+cuts keep clean references and the candidates with the most errors, chosen at random among equals. Training on
+it separates what the loss can do from what a metric's mistakes cost it: if ConSeq fails even with perfect
+pairs, a better metric cannot rescue it.
 
 Output: ``pairs.jsonl``, one row per (document, negative) ``{"id", "document", "positive", "negative",
 "positive_score", "negative_score"}`` (read by stage=contrastive); ``histogram.png`` (the score distributions
@@ -48,7 +55,7 @@ from conseq.artifacts import read_jsonl, run_dir, write_jsonl
 from conseq.config import Config
 
 log = logging.getLogger(__name__)
-SCORERS = ("quals", "rouge", "random")
+SCORERS = ("quals", "rouge", "random", "oracle")
 SELECTIONS = ("ratio", "threshold")
 
 
@@ -57,6 +64,11 @@ def run(cfg: Config) -> dict | None:
     p = cfg.stages.partition
     if p.scorer not in SCORERS:
         raise ValueError(f"stages.partition.scorer={p.scorer!r}: choose one of {', '.join(SCORERS)}")
+    if p.scorer == "oracle" and cfg.data.source != "newsworld":
+        raise ValueError(
+            "stages.partition.scorer=oracle needs the news world's oracle "
+            f"(data.source=newsworld, not {cfg.data.source!r})"
+        )
     art = specs.partition(cfg)
     if art.done and not cfg.force:
         return runtime.emit_result("partition", art.path, True, art.metrics())
@@ -73,6 +85,8 @@ def run(cfg: Config) -> dict | None:
     rows = read_jsonl(cand_art.path / "candidates.jsonl")
     if p.scorer == "random":
         reference_scores, candidate_scores = random_scores(rows, cfg.seed)
+    elif p.scorer == "oracle":
+        reference_scores, candidate_scores = oracle_scores(rows, cfg.seed)
     elif score_art is None:
         reference_scores, candidate_scores = None, rouge_candidate_scores(rows)
     else:
@@ -254,6 +268,24 @@ def random_scores(rows: list[dict], seed: int) -> tuple[list[float], list[list[f
     return references, candidates
 
 
+def oracle_scores(rows: list[dict], seed: int) -> tuple[list[float], list[list[float | None]]]:
+    """Minus the oracle's count of unsupported facts, plus a seeded tie-break in [0, 0.5), for every reference and
+    every non-empty candidate (None for an empty one). The tie-break never reorders different counts."""
+    from conseq.data.newsworld import check_summary
+
+    rng = random.Random(seed)
+
+    def score(row: dict, text: str) -> float | None:
+        if not text.strip():
+            return None
+        verdict = check_summary(row, text)
+        return -(len(verdict.extrinsic) + len(verdict.intrinsic)) + 0.5 * rng.random()
+
+    references = [score(r, r["reference"]) for r in rows]
+    candidates = [[score(r, c) for c in r["candidates"]] for r in rows]
+    return references, candidates
+
+
 def oracle_shares(rows: list[dict], sel: Selection) -> dict[str, float | None]:
     """The news world oracle on the kept pairs, against all references and all per-document negatives."""
     from conseq.data.newsworld import check_summary
@@ -308,7 +340,12 @@ def plot_histogram(path: Path, reference_scores, candidate_scores, sel: Selectio
     for key, color in (("negative_cut_score", "tab:red"), ("positive_cut_score", "tab:green")):
         if sel.counts.get(key) is not None:
             ax.axvline(sel.counts[key], color=color, linestyle="--", label=key.replace("_", " "))
-    labels = {"quals": "QUALS", "rouge": "ROUGE-1+2+L F1 vs reference", "random": "random score (the ablation)"}
+    labels = {
+        "quals": "QUALS",
+        "rouge": "ROUGE-1+2+L F1 vs reference",
+        "random": "random score (the ablation)",
+        "oracle": "−unsupported facts (the news world oracle) + tie-break",
+    }
     ax.set_xlabel(labels[scorer])
     ax.set_ylabel("summaries")
     ax.set_title(f"partition ({scorer}): kept {sel.counts['kept_documents']} of {sel.counts['documents']} documents")

@@ -259,6 +259,28 @@ def test_partition_at_random_is_seeded_and_pairs_real_candidates(generated, upst
     assert [p["id"] for p in read_jsonl(Path(other["artifact"]) / "pairs.jsonl")] != [p["id"] for p in pairs]
 
 
+def test_partition_by_the_oracle_keeps_clean_positives_and_each_documents_worst_candidate(generated, upstream):
+    result, _ = run_stage(upstream, *PARTITION, "stages.partition.scorer=oracle")
+    m, path = result["metrics"], Path(result["artifact"])
+    assert m["scorer"] == "oracle" and m["pairs"] == m["kept_documents"] > 0
+    rows = {r["id"]: r for r in candidates_of(generated)}
+
+    def errors(row, text):
+        verdict = check_summary(row, text)
+        return len(verdict.extrinsic) + len(verdict.intrinsic)
+
+    clean = sum(errors(r, r["reference"]) == 0 for r in rows.values())
+    for pair in read_jsonl(path / "pairs.jsonl"):
+        row = rows[pair["id"]]
+        # A clean reference outranks every noisy one, so while the positive cut holds only clean ones, every
+        # kept positive is clean; the negative is a candidate with the document's largest error count.
+        if m["positive_cut"] <= clean:
+            assert errors(row, pair["positive"]) == 0
+        assert errors(row, pair["negative"]) == max(errors(row, c) for c in row["candidates"] if c.strip())
+    again, _ = run_stage(upstream, *PARTITION, "stages.partition.scorer=oracle")
+    assert again["cache_hit"] is True and again["artifact"] == result["artifact"]
+
+
 # ---------------------------------------------------------------------------------------- partition (pure)
 
 

@@ -132,6 +132,22 @@ def test_factcc_stage_trains_a_classifier_on_transformed_claims(factcc):
     assert model.config.id2label == {0: "INCONSISTENT", 1: "CONSISTENT"}
 
 
+def test_factcc_max_documents_makes_claims_from_the_first_documents_only(root, factcc):
+    capped, _ = run_stage(root, "stage=factcc", *SMOKE, "stages.factcc.max_documents=8", env=ENV)
+    assert capped["cache_hit"] is False and capped["artifact"] != factcc["artifact"]
+    pairs = read_jsonl(Path(capped["artifact"]) / "train_pairs.jsonl")
+    everything = read_jsonl(Path(factcc["artifact"]) / "train_pairs.jsonl")
+    # The claims of the first 8 documents, the same ones the uncapped run made of them, and nothing else.
+    assert 0 < len(pairs) < len(everything) and len({p["document"] for p in pairs}) <= 8
+    assert pairs == everything[: len(pairs)]
+    assert everything[len(pairs)]["document"] not in {p["document"] for p in pairs}
+
+    before = set(root.glob("cache/factcc/*"))
+    result, proc = run_stage(root, "stage=factcc", *SMOKE, "stages.factcc.max_documents=0", check=False, env=ENV)
+    assert proc.returncode != 0 and result is None and "stages.factcc.max_documents=0" in proc.stderr
+    assert set(root.glob("cache/factcc/*")) == before
+
+
 def test_qg_mode_is_its_own_artifact_and_format(root, qg):
     from conseq.quals.scorer import QualsScorer, read_qa_format
 
