@@ -281,6 +281,17 @@ def test_partition_by_the_oracle_keeps_clean_positives_and_each_documents_worst_
     assert again["cache_hit"] is True and again["artifact"] == result["artifact"]
 
 
+def test_partition_by_the_oracle_needs_the_news_world(tmp_path):
+    # The check comes first: no data file is read and nothing is written.
+    result, proc = run_entry(
+        tmp_path, "stage=partition", "stages.partition.scorer=oracle", "data=jsonl", "data.train_file=x.jsonl",
+        check=False, env=ENV,
+    )  # fmt: skip
+    assert proc.returncode != 0 and result is None
+    assert "stages.partition.scorer=oracle needs the news world" in proc.stderr and "'files'" in proc.stderr
+    assert not (tmp_path / "cache").exists()
+
+
 # ---------------------------------------------------------------------------------------- partition (pure)
 
 
