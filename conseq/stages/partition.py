@@ -269,20 +269,23 @@ def random_scores(rows: list[dict], seed: int) -> tuple[list[float], list[list[f
 
 
 def oracle_scores(rows: list[dict], seed: int) -> tuple[list[float], list[list[float | None]]]:
-    """Minus the oracle's count of unsupported facts, plus a seeded tie-break in [0, 0.5), for every reference and
-    every non-empty candidate (None for an empty one). The tie-break never reorders different counts."""
+    """Minus the oracle's count of unsupported facts, plus ``random_scores``' draw halved as a tie-break in
+    [0, 0.5) (it never reorders different counts), for every reference and every non-empty candidate (None for
+    an empty one)."""
     from conseq.data.newsworld import check_summary
 
-    rng = random.Random(seed)
-
-    def score(row: dict, text: str) -> float | None:
-        if not text.strip():
+    def score(row: dict, text: str, tie: float | None) -> float | None:
+        if tie is None:
             return None
         verdict = check_summary(row, text)
-        return -(len(verdict.extrinsic) + len(verdict.intrinsic)) + 0.5 * rng.random()
+        return -(len(verdict.extrinsic) + len(verdict.intrinsic)) + 0.5 * tie
 
-    references = [score(r, r["reference"]) for r in rows]
-    candidates = [[score(r, c) for c in r["candidates"]] for r in rows]
+    ties, candidate_ties = random_scores(rows, seed)
+    references = [score(r, r["reference"], t) for r, t in zip(rows, ties, strict=True)]
+    candidates = [
+        [score(r, c, t) for c, t in zip(r["candidates"], ts, strict=True)]
+        for r, ts in zip(rows, candidate_ties, strict=True)
+    ]
     return references, candidates
 
 
