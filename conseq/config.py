@@ -393,8 +393,9 @@ class QAStageConfig(TrainConfig):
     # Windows over passages longer than qa_model.max_source_length, overlapping by doc_stride tokens.
     doc_stride: int = 128
     max_answer_tokens: int = 30
-    # Validation rows on which exact match / F1 / no-answer accuracy are measured by span decoding.
-    eval_rows: int = 500
+    # Validation rows (shuffled, then the first eval_rows; null = all) for the loss and for exact match / F1 /
+    # no-answer accuracy by span decoding.
+    eval_rows: int | None = 500
 
 
 @dataclass

@@ -232,9 +232,15 @@ def smoothed_nll_loss(epsilon: float, forward: Callable = seq2seq_forward) -> Lo
 
 
 def validation_nll(
-    model: torch.nn.Module, runtime: Runtime, examples: list[Any], collate, batch_size: int = 32
+    model: torch.nn.Module,
+    runtime: Runtime,
+    examples: list[Any],
+    collate,
+    batch_size: int = 32,
+    forward: Callable = seq2seq_forward,
 ) -> float:
-    """Token-mean NLL (no smoothing) of the references, computed on every process's share and reduced."""
+    """Token-mean NLL (no smoothing) of the references, computed on every process's share and reduced.
+    ``forward(model, batch)`` gives the logits (``shared_source_validation`` with collate_shared_sources)."""
     acc = runtime.accelerator
     totals = torch.zeros(2, device=acc.device, dtype=torch.float64)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
@@ -243,7 +249,7 @@ def validation_nll(
             batch = {
                 k: v.to(acc.device) for k, v in collate([examples[i] for i in mine[start : start + batch_size]]).items()
             }
-            _, nll_sum, n_tokens = label_smoothed_nll(seq2seq_forward(model, batch), batch["labels"], 0.0)
+            _, nll_sum, n_tokens = label_smoothed_nll(forward(model, batch), batch["labels"], 0.0)
             totals += torch.stack([nll_sum.double(), n_tokens.double()])
     totals = acc.reduce(totals, reduction="sum")
     return (totals[0] / totals[1].clamp(min=1)).item()
@@ -319,6 +325,12 @@ class SharedSourceSeq2Seq(torch.nn.Module):
 def shared_source_forward(module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Logits of a SharedSourceSeq2Seq module for a batching.collate_shared_sources batch."""
     return module(**batch)
+
+
+def shared_source_validation(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """validation_nll's ``forward`` for a plain seq2seq model and collate_shared_sources batches: each distinct
+    source of the batch is encoded once (the stable length sort keeps a passage's pairs side by side)."""
+    return SharedSourceSeq2Seq(model)(**batch)
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

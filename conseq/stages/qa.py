@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 def run(cfg: Config) -> dict | None:
     # setup
     s = cfg.stages.qa
+    if s.eval_rows is not None and s.eval_rows < 1:
+        raise ValueError(f"stages.qa.eval_rows={s.eval_rows}: must be >= 1 (null = every validation row)")
     art = specs.qa(cfg)
     if art is None:
         raise SystemExit(f"qa={cfg.qa!r} names an existing QA model; drop it to train one here")
@@ -66,7 +68,11 @@ def run(cfg: Config) -> dict | None:
     val = training_examples(
         prepare.read_split(qa_art, "validation"), unanswerable_rate=s.unanswerable_rate, seed=s.seed + 1
     )
-    random.Random(s.seed).shuffle(val)  # eval_rows keeps a mix of answerable and unanswerable questions
+    # The validation loss and the span metrics both read the first eval_rows of the shuffled rows (a mix of
+    # answerable and unanswerable questions): the loss over every window of the split was a fifth of the demo's
+    # QA stage.
+    random.Random(s.seed).shuffle(val)
+    val = val[: s.eval_rows]
 
     def windows(examples):
         return make_windows(
@@ -94,16 +100,14 @@ def run(cfg: Config) -> dict | None:
         loss = model(**batch, use_cache=False).loss
         return loss, {"loss": loss.item()}
 
-    scored = val[: s.eval_rows]
-
     def evaluate(model) -> dict[str, float]:
         metrics = {"loss": validation_loss(model, rt, val_windows, collate, s.batch_size)}
         reader = ExtractiveQA(
             model, tokenizer, max_length=max_length, doc_stride=s.doc_stride, max_answer_tokens=s.max_answer_tokens
         )
-        with acc.split_between_processes(scored) as mine:
+        with acc.split_between_processes(val) as mine:
             predicted = [a.text for a in reader.answer([e.question for e in mine], [e.context for e in mine])]
-        metrics.update(span_metrics(gather_object(predicted)[: len(scored)], [e.answer for e in scored]))
+        metrics.update(span_metrics(gather_object(predicted)[: len(val)], [e.answer for e in val]))
         return metrics
 
     # loop
@@ -126,6 +130,7 @@ def run(cfg: Config) -> dict | None:
         "train_examples": len(train),
         "train_unanswerable": sum(e.answer_start is None for e in train),
         "train_windows": len(train_windows),
+        "validation_rows": len(val),
         "multi_window_passages": multi,
         **{f"qa_data_{k}": v for k, v in qa_art.metrics().items()},
         **{f"train_{k}": v for k, v in result.last_train.items()},

@@ -104,9 +104,21 @@ def test_qa_stage_trains_an_extractive_model(qa):
     m = qa["metrics"]
     assert m["steps"] > 0 and m["train_unanswerable"] > 0 and m["train_windows"] >= m["train_examples"]
     assert 0 <= m["val_f1"] <= 1 and "val_loss" in m
+    assert 0 < m["validation_rows"] <= 16  # debug=smoke's eval_rows (the smoke split has fewer questions)
     path = Path(qa["artifact"])
     assert (path / "_SUCCESS").is_file() and (path / "tokenizer.json").is_file()
     assert type(AutoModelForQuestionAnswering.from_pretrained(path)).__name__ == "BartForQuestionAnswering"
+
+
+def test_qa_eval_rows_caps_the_validation_and_below_one_fails_before_any_artifact(root, qa):
+    capped, _ = run_stage(root, "stage=qa", *SMOKE, "stages.qa.eval_rows=5", env=ENV)
+    assert capped["artifact"] != qa["artifact"] and capped["metrics"]["validation_rows"] == 5
+    assert 0 <= capped["metrics"]["val_f1"] <= 1
+
+    before = set(root.glob("cache/qa/*"))
+    result, proc = run_stage(root, "stage=qa", *SMOKE, "stages.qa.eval_rows=0", check=False, env=ENV)
+    assert proc.returncode != 0 and result is None and "stages.qa.eval_rows=0" in proc.stderr
+    assert set(root.glob("cache/qa/*")) == before
 
 
 def test_qa_stage_second_run_is_a_cache_hit(root, qa, capsys):

@@ -148,3 +148,25 @@ def test_shared_source_training_equals_one_source_copy_per_target(tokenizer):
     assert grads_a.keys() == grads_b.keys()
     for name, grad in grads_a.items():
         torch.testing.assert_close(grad, grads_b[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_shared_source_validation_equals_one_source_copy_per_target(tokenizer, tmp_path):
+    """QAGen's validation NLL encodes each passage once per batch: the same value as one copy per pair."""
+    from conseq import runtime
+    from conseq.data.batching import collate, collate_shared_sources
+    from conseq.training import shared_source_validation, validation_nll
+
+    torch.manual_seed(0)
+    model = build_tiny_model(tokenizer, d_model=32, encoder_layers=2, decoder_layers=1, ffn_dim=64, dropout=0.0)
+    model.eval()
+    passages = ["Anna Berg won the final in Oslo on Sunday.", "Rain fell.", "The mayor of Lund opened a bridge."]
+    pairs = [(0, "who won?<sep>Anna Berg"), (0, "where?<sep>Oslo"), (1, "what fell?<sep>Rain"), (2, "who?<sep>mayor")]
+    examples = [(tokenizer(passages[i])["input_ids"], tokenizer(text_target=t)["input_ids"]) for i, t in pairs]
+    rt = runtime.start(run_dir=tmp_path, seed=0)
+
+    def pad(collate_fn):
+        return lambda items: collate_fn([x for x, _ in items], [y for _, y in items], tokenizer.pad_token_id)
+
+    shared = validation_nll(model, rt, examples, pad(collate_shared_sources), 3, forward=shared_source_validation)
+    plain = validation_nll(model, rt, examples, pad(collate), 3)
+    assert shared == pytest.approx(plain, abs=1e-5) and plain > 0
