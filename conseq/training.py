@@ -240,7 +240,7 @@ def validation_nll(
     forward: Callable = seq2seq_forward,
 ) -> float:
     """Token-mean NLL (no smoothing) of the references, computed on every process's share and reduced.
-    ``forward(model, batch)`` gives the logits (``shared_source_validation`` with collate_shared_sources)."""
+    ``forward(model, batch)`` gives the logits (``shared_source_forward`` for a SharedSourceSeq2Seq ``model``)."""
     acc = runtime.accelerator
     totals = torch.zeros(2, device=acc.device, dtype=torch.float64)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
@@ -325,12 +325,6 @@ class SharedSourceSeq2Seq(torch.nn.Module):
 def shared_source_forward(module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Logits of a SharedSourceSeq2Seq module for a batching.collate_shared_sources batch."""
     return module(**batch)
-
-
-def shared_source_validation(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """validation_nll's ``forward`` for a plain seq2seq model and collate_shared_sources batches: each distinct
-    source of the batch is encoded once (the stable length sort keeps a passage's pairs side by side)."""
-    return SharedSourceSeq2Seq(model)(**batch)
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

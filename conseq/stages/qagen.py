@@ -116,10 +116,10 @@ def run(cfg: Config) -> dict | None:
         return batching.collate_shared_sources([x for x, _ in items], [y for _, y in items], tokenizer.pad_token_id)
 
     def evaluate(model) -> dict[str, float]:
-        # Validation encodes each passage once too: with one copy per pair it was ~5 s of every 300 demo steps.
-        loss = training.validation_nll(
-            model, rt, val_examples, collate, s.batch_size, forward=training.shared_source_validation
-        )
+        # Validation encodes each passage once too (the stable length sort keeps a passage's pairs side by side):
+        # with one copy per pair it was ~5 s of every 300 demo steps.
+        shared = training.SharedSourceSeq2Seq(model)
+        loss = training.validation_nll(shared, rt, val_examples, collate, s.batch_size, training.shared_source_forward)
         return {"loss": loss}
 
     # loop

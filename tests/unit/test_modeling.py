@@ -154,7 +154,7 @@ def test_shared_source_validation_equals_one_source_copy_per_target(tokenizer, t
     """QAGen's validation NLL encodes each passage once per batch: the same value as one copy per pair."""
     from conseq import runtime
     from conseq.data.batching import collate, collate_shared_sources
-    from conseq.training import shared_source_validation, validation_nll
+    from conseq.training import SharedSourceSeq2Seq, shared_source_forward, validation_nll
 
     torch.manual_seed(0)
     model = build_tiny_model(tokenizer, d_model=32, encoder_layers=2, decoder_layers=1, ffn_dim=64, dropout=0.0)
@@ -167,6 +167,7 @@ def test_shared_source_validation_equals_one_source_copy_per_target(tokenizer, t
     def pad(collate_fn):
         return lambda items: collate_fn([x for x, _ in items], [y for _, y in items], tokenizer.pad_token_id)
 
-    shared = validation_nll(model, rt, examples, pad(collate_shared_sources), 3, forward=shared_source_validation)
+    shared_model = SharedSourceSeq2Seq(model)
+    shared = validation_nll(shared_model, rt, examples, pad(collate_shared_sources), 3, shared_source_forward)
     plain = validation_nll(model, rt, examples, pad(collate), 3)
     assert shared == pytest.approx(plain, abs=1e-5) and plain > 0
