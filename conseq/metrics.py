@@ -235,13 +235,32 @@ def oracle_rates(verdicts: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+# The oracle's error kinds in four groups: what noisy references teach (the unsupported values their writers add:
+# an age, nationality, job, place or number), the summarizer's recombinations of its document's names, values of the
+# document bound to the wrong entity or role, and anything else.
+ERROR_GROUPS = {
+    "reference_taught": tuple(f"extrinsic:{k}" for k in ("age", "nationality", "role", "place", "number")),
+    "name_blends": ("extrinsic:person_blend", "extrinsic:org_blend"),
+    "bindings": ("intrinsic:",),
+}
+
+
+def error_group(kind: str) -> str:
+    return next((g for g, prefixes in ERROR_GROUPS.items() if kind.startswith(prefixes)), "other")
+
+
 def _error_kinds(verdicts: Sequence[Any]) -> dict[str, dict[str, float]]:
     # Which errors a model makes decides which method can fix them (a summarizer that blends its document's
     # names is not repeating its references' noise), so evaluate reports the breakdown, not only the rate.
     if not all(hasattr(v, "kinds") for v in verdicts):
         return {}
+    n = len(verdicts)
     counts = Counter(kind for v in verdicts for kind in set(v.kinds))
-    return {"error_kinds": {kind: counts[kind] / len(verdicts) for kind in sorted(counts)}}
+    groups = Counter(group for v in verdicts for group in {error_group(k) for k in v.kinds})
+    return {
+        "error_kinds": {kind: counts[kind] / n for kind in sorted(counts)},
+        "error_groups": {group: groups[group] / n for group in (*ERROR_GROUPS, "other")},
+    }
 
 
 def _fact_precision(verdicts: Sequence[Any]) -> dict[str, float]:

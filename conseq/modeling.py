@@ -156,13 +156,6 @@ def ensure_sep_token(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase)
     return tokenizer.convert_tokens_to_ids(SEP_TOKEN)
 
 
-def model_spec(name_or_path: str | None, dims: dict, tokenizer_key: str | None) -> dict:
-    """What identifies a starting model in artifact keys: the hub id / folder, or the from-scratch shape."""
-    if name_or_path:
-        return {"name_or_path": name_or_path}
-    return {"scratch": dims, "tokenizer": tokenizer_key}
-
-
 def initial_model(
     name_or_path: str | None, dims: dict, tokenizer_dir: str | None, *, add_sep: bool = False, seed: int = 0
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

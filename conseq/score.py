@@ -1,10 +1,12 @@
 """Standalone scoring of (document, summary) rows: ``python -m conseq.score input=… output=… [qagen=…]``.
 
 Each input row (jsonl, json, csv or parquet) keeps its fields and gains ``quals`` (float, or null when no QA pair
-survives the filter) and ``qa_pairs`` (``question``, ``answer``, ``ll_source``, ``ll_summary``). Other backends
-(conseq/scorers.py) are chosen with ``scorer=qags|factcc|rouge``: the row gains the scorer's name as the value
-field (``qags``, ``factcc``, ``rouge``) and its details (``qags_questions``, ``factcc_label``, …); ``qa_pairs=false``
-leaves the details out. The summary line names the scorer, its version and model ids. Rows are read
+survives the filter) and ``qa_pairs`` (``question``, ``answer``, ``ll_source``, ``ll_summary``; with
+``quals.token_logprobs=true`` also ``tokens``, ``lp_source``, ``lp_summary``: each token of the pair and its
+log-probability given the document and given the summary, which ``python -m conseq.report <output>`` colours).
+Other backends (conseq/scorers.py) are chosen with ``scorer=qags|factcc|rouge``: the row gains the scorer's name as
+the value field (``qags``, ``factcc``, ``rouge``) and its details (``qags_questions``, ``factcc_label``, …);
+``qa_pairs=false`` leaves the details out. The summary line names the scorer, its version and model ids. Rows are read
 as a stream and scored in chunks; each finished chunk is appended to ``<output>.partial`` and its position recorded
 in ``<output>.progress``, so a killed run continues where it stopped (no lost or duplicated rows), and the
 output appears under its name only when complete. Bad rows stop the run or are skipped and counted
@@ -23,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from conseq.artifacts import model_identity
 from conseq.config import ScoreCLIConfig, register
 from conseq.data.loading import LoadStats, stream_rows
 from conseq.runtime import setup_logging
@@ -44,7 +47,8 @@ def score_file(cfg: ScoreCLIConfig) -> dict:
 
     # the backend (configs/scorer/); unset model paths are the default config's trained models under paths.root
     scorer = instantiate(cfg.scorer, root=str(Path(cfg.paths.root).resolve()), device=cfg.device, _convert_="all")
-    identity = scorer.info.as_dict()
+    # a partial output is resumed only by the same scorer with the same weights (a folder keyed by content)
+    identity = scorer.info.as_dict() | {"content": {k: model_identity(v) for k, v in scorer.model_ids.items()}}
 
     # resume: keep exactly the bytes and input rows that the last recorded chunk covered
     done = json.loads(progress.read_text()) if progress.is_file() and partial.is_file() else {"rows": 0, "bytes": 0}

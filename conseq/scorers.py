@@ -119,12 +119,10 @@ class QualsBackend:
         self.scorer = scorer
         self.model_ids = {"qagen": qagen}
         s = scorer
-        self.info = ScorerInfo(
-            self.name,
-            self.version,
-            self.model_ids,
-            {**s.decoding, "max_qas": s.max_qas, "summary_ll": s.summary_ll, "aggregate": s.aggregate},
-        )
+        settings = {**s.decoding, "max_qas": s.max_qas, "summary_ll": s.summary_ll, "aggregate": s.aggregate}
+        if s.token_logprobs:  # changes the rows (per-token fields), so a resumed run must not mix the two
+            settings["token_logprobs"] = True
+        self.info = ScorerInfo(self.name, self.version, self.model_ids, settings)
 
     @classmethod
     def from_config(
@@ -144,7 +142,7 @@ class QualsBackend:
     def score(self, documents: list[str], summaries: list[str], *, details: bool = True) -> list[ScoreResult]:
         results = self.scorer.score(documents, summaries, return_qa_pairs=details)
         return [
-            ScoreResult(r.quals, {"qa_pairs": [asdict(p) for p in r.qa_pairs]} if details else {}, self.info)
+            ScoreResult(r.quals, {"qa_pairs": [p.as_dict() for p in r.qa_pairs]} if details else {}, self.info)
             for r in results
         ]
 
@@ -211,15 +209,16 @@ def build_scorer(cfg, name: str, *, device: str | None = None):
 def extra_metrics_identity(cfg, scorers: tuple[str, ...] = EXTRA_SCORERS) -> dict[str, Any]:
     """What ``extra_metrics`` depends on (model identities and knobs), for cache keys of evaluation artifacts."""
     from conseq import specs
+    from conseq.artifacts import model_identity
 
     ids: dict[str, Any] = {}
     for name in scorers:
         knobs = {k: v for k, v in cfg.scorers[name].items() if k not in SPEED_KNOBS}
         if name == "qags":
-            knobs["qg"] = knobs.get("qg") or specs.qg_location(cfg)[1]
-            knobs["qa"] = knobs.get("qa") or specs.qa_location(cfg)[1]
+            knobs["qg"] = model_identity(knobs["qg"]) if knobs.get("qg") else specs.qg_location(cfg)[1]
+            knobs["qa"] = model_identity(knobs["qa"]) if knobs.get("qa") else specs.qa_location(cfg)[1]
         elif name == "factcc":
-            knobs["model"] = knobs.get("model") or specs.factcc_location(cfg)[1]
+            knobs["model"] = model_identity(knobs["model"]) if knobs.get("model") else specs.factcc_location(cfg)[1]
         ids[name] = knobs
     return ids
 

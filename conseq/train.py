@@ -18,6 +18,7 @@ from conseq.config import Config, register
 
 # stage name → module with a run(cfg) function; imported on use so `stage=partition` never loads torch models.
 STAGES = {
+    "pretrain": "conseq.stages.pretrain",
     "qagen": "conseq.stages.qagen",
     "mle": "conseq.stages.mle",
     "generate": "conseq.stages.generate",
@@ -26,6 +27,8 @@ STAGES = {
     "contrastive": "conseq.stages.contrastive",
     "evaluate": "conseq.stages.evaluate",
     "pipeline": "conseq.stages.pipeline",
+    # the inspection page of the pipeline's products (conseq/report)
+    "report": "conseq.stages.report",
     # QAGS's QA model and the FactCC-style classifier (QAGS's question generator: stage=qagen stages.qagen.mode=qg)
     "qa": "conseq.stages.qa",
     "factcc": "conseq.stages.factcc",

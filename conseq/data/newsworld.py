@@ -425,9 +425,13 @@ class WorldConfig:
     noise: float = 0.3  # share of references with exactly one unsupported fact
     intrinsic_share: float = 0.25  # share of those errors that misattribute a document value
     qa_noise: float = 0.6  # noise of the QA split, so every injectable fact type appears in its passages
+    # A seeded knowledge base fixes each person's nationality and jobs by surname; a noisy writer states the
+    # hero's (each with probability knowledge_rate) instead of drawing a random extrinsic fact.
+    knowledge: bool = False
+    knowledge_rate: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("noise", "intrinsic_share", "qa_noise"):
+        for name in ("noise", "intrinsic_share", "qa_noise", "knowledge_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"WorldConfig.{name}={getattr(self, name)} must lie in [0, 1]")
         for name in ("n_train", "n_validation", "n_test", "n_qa"):
@@ -459,11 +463,46 @@ def _np(name: str, attrs: dict) -> str:
     return " ".join(mods + [attrs[k] for k in ("nationality", "role") if k in attrs] + [name]).strip()
 
 
-def _sample_facts(name: str, ev: Event, rng: random.Random) -> dict:
+@dataclass(frozen=True)
+class Knowledge:
+    """The world's knowledge base: what is true of a person whatever document names them. A person's
+    nationality, and their job in each field, are fixed by their surname (seeded), so a writer who knows the
+    world can state them without the document, and a model can learn them from such writers."""
+
+    nationality: dict[str, str]
+    role: dict[tuple[str, str], str]  # (surname, field) -> job title
+
+    @classmethod
+    def build(cls, seed: int) -> "Knowledge":
+        rng = random.Random(f"newsworld/{seed}/knowledge")
+        return cls(
+            nationality={last: rng.choice(NATIONALITIES) for last in LAST_NAMES},
+            role={(last, f): rng.choice(titles) for f, titles in ROLES.items() for last in LAST_NAMES},
+        )
+
+    def attributes(self, last: str, field_: str) -> dict[str, str]:
+        return {"nationality": self.nationality[last]} | ({"role": self.role[last, field_]} if field_ else {})
+
+
+def _surnames(persons: list[str], fields: list[str], rng: random.Random, kb: Knowledge | None) -> list[str]:
+    """Distinct surnames; under a knowledge base also distinct nationalities, and distinct jobs within a field,
+    so that every attribute a document states has one owner."""
+    while True:
+        lasts = rng.sample(LAST_NAMES, len(persons))
+        if kb is None:
+            return lasts
+        nats = [kb.nationality[last] for last in lasts]
+        jobs = [(f, kb.role[last, f]) for last, f in zip(lasts, fields, strict=True) if f]
+        if len(set(nats)) == len(nats) and len(set(jobs)) == len(jobs):
+            return lasts
+
+
+def _sample_facts(name: str, ev: Event, rng: random.Random, kb: Knowledge | None = None) -> dict:
     persons = [r for r, k in ev.slots.items() if k.startswith("person")]
+    fields = [ev.slots[r].partition(":")[2] for r in persons]
     n_orgs = sum(k.startswith("org") for k in ev.slots.values())
     # Distinct names, ages, nationalities, roles and orgs within a document: every value has one owner.
-    firsts, lasts = rng.sample(FIRST_NAMES, len(persons)), rng.sample(LAST_NAMES, len(persons))
+    firsts, lasts = rng.sample(FIRST_NAMES, len(persons)), _surnames(persons, fields, rng, kb)
     ages, nats = rng.sample(range(19, 76), len(persons)), rng.sample(NATIONALITIES, len(persons))
     prefixes, cities = iter(rng.sample(ORG_PREFIXES, n_orgs)), iter(rng.sample(CITIES, 2))
     args = {k.partition(":")[2] for k in ev.slots.values()}
@@ -475,6 +514,8 @@ def _sample_facts(name: str, ev: Event, rng: random.Random) -> dict:
             i = persons.index(role)
             roles[role] = f"{firsts[i]} {lasts[i]}"
             attrs = {"age": ages[i], "nationality": nats[i]} | ({"role": pools[arg].pop()} if arg else {})
+            if kb is not None:
+                attrs |= kb.attributes(lasts[i], arg)
             people[roles[role]] = {k: v for k, v in attrs.items() if rng.random() < STATE_P[i]}
         elif base == "org":
             roles[role] = f"{next(prefixes)} {rng.choice(ORG_SUFFIXES[arg])}"
@@ -530,8 +571,11 @@ def _absent(draw, document: str) -> str:
     raise RuntimeError("newsworld: no absent value found")  # unreachable with the inventories' sizes
 
 
-def _summary(ev: Event, facts: dict, document: str, rng: random.Random, error: str | None):
-    """A reference with ``error`` None, "extrinsic" or "intrinsic": (text, injected, what it states)."""
+def _summary(ev: Event, facts: dict, document: str, rng: random.Random, error: str | None,
+             noise_rng: random.Random, kb: Knowledge | None = None, knowledge_rate: float = 1.0):  # fmt: skip
+    """A reference with ``error`` None, "extrinsic", "knowledge" or "intrinsic": (text, injected, what it
+    states). ``rng`` draws what every writer chooses (template, modifiers, place, day), ``noise_rng`` only the
+    error, so the same record written with and without an error differs in the error alone."""
     roles, people = facts["roles"], facts["people"]
     template = rng.choice(ev.summaries)
     used = [r for r in _slots_of(template) if r not in ("in_city", "on_day")]
@@ -541,8 +585,16 @@ def _summary(ev: Event, facts: dict, document: str, rng: random.Random, error: s
     mods = {r: {k: v for k, v in people[roles[r]].items() if rng.random() < 0.75} for r in persons}
     city = roles["city"] if "city" in roles and rng.random() < 0.6 else None
     day = roles["day"] if rng.random() < 0.6 else None
-    injected = None
-    if error == "extrinsic":  # always in the same slots: hero modifiers, the place, the key number
+    injected, rng = None, noise_rng
+    if error == "knowledge":  # the writer states what the world knows of the hero, whatever the document says
+        known = kb.attributes(roles["hero"].split()[1], ev.slots["hero"].partition(":")[2])
+        told = {k: v for k, v in known.items() if rng.random() < knowledge_rate}
+        mods["hero"] = {**mods["hero"], **told}
+        unsupported = {k: v for k, v in told.items() if not _in_doc(v, document)}
+        if unsupported:
+            injected = {"kind": "knowledge", "field": "+".join(unsupported), "value": " ".join(unsupported.values()),
+                        "role": "hero"}  # fmt: skip
+    elif error == "extrinsic":  # always in the same slots: hero modifiers, the place, the key number
         kind = rng.choice(EXTRINSIC_FIELDS)
         draw = {
             "age": lambda: rng.randint(19, 75),
@@ -584,15 +636,26 @@ def _summary(ev: Event, facts: dict, document: str, rng: random.Random, error: s
     )
 
 
-def _record(rng: random.Random, rid: str, noise: float, intrinsic_share: float) -> tuple[dict, dict]:
+def _draw_document(rng: random.Random, kb: Knowledge | None) -> tuple[str, dict, str]:
     name = rng.choice(list(EVENTS))
-    facts = _sample_facts(name, EVENTS[name], rng)
-    document = _document(EVENTS[name], facts, rng)
+    facts = _sample_facts(name, EVENTS[name], rng, kb)
+    return name, facts, _document(EVENTS[name], facts, rng)
+
+
+def _write_reference(cfg: "WorldConfig", split: str, i: int, name: str, facts: dict, document: str,
+                     noise: float, kb: Knowledge | None) -> tuple[str | None, str, dict | None, dict]:  # fmt: skip
+    """How the writer of record ``i``'s reference erred (None: it did not), then ``_summary``'s triple.
+
+    The reference has its own two streams (what the writer chooses; whether and how it errs), so the knobs of
+    reference writing never change the documents, and a record's reference with and without an error differs
+    in the error alone. The noise dice is one uniform draw: the noisy records at a lower ``noise`` are a
+    subset of those at a higher one."""
+    rng = random.Random(f"newsworld/{cfg.seed}/{split}/{i}/reference")
+    noise_rng = random.Random(f"newsworld/{cfg.seed}/{split}/{i}/noise")
     error = None
-    if rng.random() < noise:
-        error = "intrinsic" if rng.random() < intrinsic_share else "extrinsic"
-    summary, injected, stated = _summary(EVENTS[name], facts, document, rng, error)
-    return {"id": rid, "document": document, "summary": summary, "facts": facts, "injected": injected}, stated
+    if noise_rng.random() < noise:
+        error = "intrinsic" if noise_rng.random() < cfg.intrinsic_share else "knowledge" if kb else "extrinsic"
+    return error, *_summary(EVENTS[name], facts, document, rng, error, noise_rng, kb, cfg.knowledge_rate)
 
 
 def _qa_rows(rid: str, name: str, passage: str, stated: dict, rng: random.Random) -> list[dict]:
@@ -618,29 +681,52 @@ def _qa_rows(rid: str, name: str, passage: str, stated: dict, rng: random.Random
     return rows
 
 
+def _documents(cfg: "WorldConfig", split: str, n: int, seen: set[str], kb: Knowledge | None):
+    """The first ``n`` documents of a split's stream, none in ``seen`` (which they join)."""
+    rng = random.Random(f"newsworld/{cfg.seed}/{split}")
+    for i in range(n):
+        name, facts, document = _draw_document(rng, kb)
+        while document in seen:  # splits never share a document
+            name, facts, document = _draw_document(rng, kb)
+        seen.add(document)
+        yield i, name, facts, document
+
+
 def build_world(cfg: WorldConfig) -> dict[str, list[dict]]:
     """Generate the splits: "train", "validation", "test" (records) and "qa" (SQuAD-layout rows)."""
     seen: set[str] = set()
     world: dict[str, list[dict]] = {}
+    kb = Knowledge.build(cfg.seed) if cfg.knowledge else None
     for split in SPLITS:
         # One stream per split: a split does not depend on the others' sizes (bar a rare cross-split redraw).
-        rng = random.Random(f"newsworld/{cfg.seed}/{split}")
         noise = cfg.qa_noise if split == "qa" else cfg.noise
         world[split] = []
-        for i in range(getattr(cfg, f"n_{split}")):
-            record, stated = _record(rng, f"{split}-{i:05d}", noise, cfg.intrinsic_share)
-            while record["document"] in seen:  # splits never share a document
-                record, stated = _record(rng, f"{split}-{i:05d}", noise, cfg.intrinsic_share)
-            seen.add(record["document"])
-            if split != "qa":
-                world[split].append(record)
-            elif i % 2 == 0:  # half the passages are documents (all their facts) …
-                world[split] += _qa_rows(f"{record['id']}-doc", record["facts"]["event"], record["document"],
-                                         record["facts"], rng)  # fmt: skip
+        for i, name, facts, document in _documents(cfg, split, getattr(cfg, f"n_{split}"), seen, kb):
+            writer, summary, injected, stated = _write_reference(cfg, split, i, name, facts, document, noise, kb)
+            rid = f"{split}-{i:05d}"
+            if split != "qa":  # writer: how the reference's writer erred (None: it did not; "knowledge": it
+                # stated what the world knows, which is an injected error only where the document does not)
+                world[split].append({"id": rid, "document": document, "summary": summary, "facts": facts,
+                                     "injected": injected, "writer": writer})  # fmt: skip
+                continue
+            ask = random.Random(f"newsworld/{cfg.seed}/{split}/{i}/questions")  # never moves the documents
+            if i % 2 == 0:  # half the passages are documents (all their facts) …
+                world[split] += _qa_rows(f"{rid}-doc", name, document, facts, ask)
             else:  # … half reference-style summaries (what they state, injected facts included)
-                world[split] += _qa_rows(f"{record['id']}-sum", record["facts"]["event"], record["summary"],
-                                         stated, rng)  # fmt: skip
+                world[split] += _qa_rows(f"{rid}-sum", name, summary, stated, ask)
     return world
+
+
+def unlabelled_documents(cfg: WorldConfig, n: int) -> list[str]:
+    """``n`` documents of the world from their own stream ("pretrain"), none equal to a train, validation or
+    test document: unlabelled text for denoising pretraining. Depends on the seed, the knowledge base and the
+    split sizes only, never on how references are written."""
+    seen: set[str] = set()
+    kb = Knowledge.build(cfg.seed) if cfg.knowledge else None
+    for split in SPLITS[:3]:
+        for _ in _documents(cfg, split, getattr(cfg, f"n_{split}"), seen, kb):
+            pass
+    return [document for _, _, _, document in _documents(cfg, "pretrain", n, seen, kb)]
 
 
 # ---------------------------------------------------------------------------------------------------- oracle
@@ -755,8 +841,13 @@ def _parse(argv: list[str]) -> tuple[str, WorldConfig]:
         if not sep or (key != "out" and key not in types):
             raise SystemExit(f"newsworld: unknown argument {arg!r}; give key=value with keys: {valid}")
         try:
-            kwargs[key] = value if key == "out" else types[key](value)
-        except ValueError:
+            if key == "out":
+                kwargs[key] = value
+            elif types[key] is bool:
+                kwargs[key] = {"true": True, "false": False}[value.lower()]
+            else:
+                kwargs[key] = types[key](value)
+        except (KeyError, ValueError):
             raise SystemExit(f"newsworld: {key}={value!r} is not a valid {types[key].__name__}") from None
     out = kwargs.pop("out", None)
     if not out:

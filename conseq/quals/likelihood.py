@@ -31,7 +31,8 @@ def pair_log_likelihoods(
     *,
     pad_token_id: int,
     max_rows: int = 256,
-) -> list[list[float]]:
+    per_token: bool = False,
+) -> list[list[float]] | list[list[tuple[float, list[float]]]]:
     """Per-token mean log p(target | source) for every target of every source, by teacher forcing.
 
     ``targets[i]`` are the decoder target sequences for ``source_ids[i]`` (as generated: forced BOS if any,
@@ -41,7 +42,8 @@ def pair_log_likelihoods(
 
     Sources are encoded in length-sorted batches of at most ``max_rows`` target rows (at least one source);
     each decoder forward holds at most ``max_rows`` rows of one source, length-sorted. Call on a model in eval
-    mode. Returns one list of floats per source, in target order.
+    mode. Returns one list of floats per source, in target order; with ``per_token=True`` each float is a
+    ``(mean, [log p of each token the mean runs over])`` pair instead (the same mean, for the QUALS report).
     """
     if len(source_ids) != len(targets):
         raise ValueError(f"{len(source_ids)} sources but {len(targets)} target lists")
@@ -87,8 +89,11 @@ def pair_log_likelihoods(
                     labels[:, 0] = torch.where(labels[:, 0] == forced_bos, -100, labels[:, 0])
                 logits = model(encoder_outputs=encoder_outputs, decoder_input_ids=decoder_input_ids).logits
                 token_ll = -F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
-                counts = (labels != -100).sum(1).clamp(min=1)
-                means = (token_ll.sum(1) / counts).tolist()
+                scored = labels != -100
+                means = (token_ll.sum(1) / scored.sum(1).clamp(min=1)).tolist()
+                if per_token:
+                    rows = [values[mask].tolist() for values, mask in zip(token_ll, scored, strict=True)]
+                    means = list(zip(means, rows, strict=True))
                 for j, value in zip(picked, means, strict=True):
                     results[i][j] = value
     return results

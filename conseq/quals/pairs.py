@@ -18,6 +18,8 @@ class QACandidate:
     model_ll:  the per-token mean of the model's own log-probabilities of ``token_ids`` given the text the
                pair was generated from, without the penalties, as the search computed them: what teacher
                forcing would give again. None when ``token_ids`` are not the generated ids (lmqg format).
+    token_logprobs: those log-probabilities one by one (the scored tokens of ``token_ids``), kept only when the
+               scorer is asked for per-token log-probabilities; None otherwise.
     """
 
     question: str
@@ -26,6 +28,7 @@ class QACandidate:
     score_sum: float
     length: int
     model_ll: float | None = None
+    token_logprobs: list[float] | None = None
 
 
 def parse_conseq(ids: list[int], tokenizer, sep_id: int) -> tuple[str, str] | None:

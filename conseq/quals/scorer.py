@@ -109,10 +109,27 @@ def load_qa_format(path: str | Path, tokenizer=None) -> QAFormat:
 
 @dataclass
 class QAPair:
+    """One scored QA pair. With ``token_logprobs=True`` the scorer also keeps the pair's tokens (question,
+    separator, answer, EOS, as the QAGen model wrote them) and each token's log-probability given the source
+    (``lp_source``) and given the summary (``lp_summary``); ``ll_source`` / ``ll_summary`` are their means (for
+    ``summary_ll="beam"``, ``ll_summary`` is the penalised beam score and ``lp_summary`` the model's own
+    log-probabilities without the penalty)."""
+
     question: str
     answer: str
     ll_source: float
     ll_summary: float
+    tokens: list[str] | None = None
+    lp_source: list[float] | None = None
+    lp_summary: list[float] | None = None
+
+    def as_dict(self) -> dict:
+        """The output row of the pair (conseq.score): the per-token fields only when they were kept."""
+        row = asdict(self)
+        if self.tokens is None:
+            for name in ("tokens", "lp_source", "lp_summary"):
+                del row[name]
+        return row
 
 
 @dataclass
@@ -130,7 +147,8 @@ class QualsScorer:
     tokenizer)`` wraps a model already in memory (used where it lives unless ``device``/``dtype`` are given,
     which move/cast it in place; its train/eval mode is restored after scoring). Summaries longer than
     ``max_summary_length`` tokens and documents longer than ``max_source_length`` are truncated (keeping
-    EOS) for the model; the answer filter always reads the full summary text.
+    EOS) for the model; the answer filter always reads the full summary text. ``token_logprobs=True`` keeps each
+    pair's tokens and per-token log-probabilities (``QAPair``), for inspection; the scores do not change.
 
     Decoding defaults are the original's: 60 groups of width 1, diversity strength 0.5, 8-60 tokens, up to
     ``max_qas`` = 10 pairs kept (checked between round-robin rounds, so more may be kept). ``batch_size``
@@ -158,6 +176,7 @@ class QualsScorer:
         max_summary_length: int = 256,
         batch_size: int = 8,
         max_rows: int = 256,
+        token_logprobs: bool = False,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
     ):
@@ -198,6 +217,7 @@ class QualsScorer:
             max_new_tokens=max_new_tokens,
         )
         self.max_qas, self.summary_ll, self.aggregate = max_qas, summary_ll, aggregate
+        self.token_logprobs = token_logprobs
         # A model's position table bounds what it can read (the tiny QAGen has 512 positions, bart-large 1024):
         # longer limits are cut to it, so long documents are truncated (and counted), never an index error.
         positions = getattr(model.config, "max_position_embeddings", None)
@@ -237,6 +257,7 @@ class QualsScorer:
         max_summary_length: int = 256,
         batch_size: int = 8,
         max_rows: int = 256,
+        token_logprobs: bool = False,
         dtype: str | torch.dtype | None = None,
     ) -> QualsScorer:
         """Load a QAGen model (``save_pretrained`` folder or hub id) and its QA format (``conseq_qagen.json``;
@@ -262,6 +283,7 @@ class QualsScorer:
             max_summary_length=max_summary_length,
             batch_size=batch_size,
             max_rows=max_rows,
+            token_logprobs=token_logprobs,
             device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
             dtype=dtype,
         )
@@ -319,12 +341,16 @@ class QualsScorer:
         # 3. LL given the summary. The search already computed the model's log-probability of every token it
         # chose, given this summary: teacher forcing the same ids would only repeat it (to float rounding;
         # ~7% of the scorer's time). Pairs whose ids were re-tokenized (lmqg) are teacher-forced.
+        per_token = self.token_logprobs
+        redo = [[c.token_ids for c in k] if any(c.model_ll is None for c in k) else [] for k in kept]
+        forced = self._log_likelihoods(sum_ids, redo, per_token) if self.summary_ll == "rescore" or per_token else None
         if self.summary_ll == "rescore":
-            redo = [[c.token_ids for c in k] if any(c.model_ll is None for c in k) else [] for k in kept]
-            forced = self._log_likelihoods(sum_ids, redo)
-            ll_sum = [f if r else [c.model_ll for c in k] for k, r, f in zip(kept, redo, forced, strict=True)]
+            ll_sum = [[v[0] for v in f] if per_token else f for f in forced]
+            ll_sum = [f if r else [c.model_ll for c in k] for k, r, f in zip(kept, redo, ll_sum, strict=True)]
         else:
             ll_sum = [[c.score_sum / c.length for c in k] for k in kept]
+        if per_token:  # log p of each token given the summary: the search's own, or teacher-forced ones (lmqg)
+            lp_sum = [[v[1] for v in f] if r else [c.token_logprobs for c in k] for k, r, f in zip(kept, redo, forced)]
 
         # 4. LL given the document: each distinct document once, each distinct target once per document
         sum_index = {s: i for i, s in enumerate(unique_sums)}
@@ -334,7 +360,10 @@ class QualsScorer:
             targets = doc_targets[doc_index[doc]]
             for cand in kept[sum_index[summary]]:
                 targets.setdefault(tuple(cand.token_ids), len(targets))
-        ll_src = self._log_likelihoods(doc_ids, [[list(t) for t in targets] for targets in doc_targets])
+        ll_src = self._log_likelihoods(doc_ids, [[list(t) for t in targets] for targets in doc_targets], per_token)
+        if per_token:
+            lp_src = [[v[1] for v in values] for values in ll_src]
+            ll_src = [[v[0] for v in values] for values in ll_src]
 
         # 5. aggregate per input row
         results = []
@@ -344,6 +373,11 @@ class QualsScorer:
                 QAPair(c.question, c.answer, ll_src[d][doc_targets[d][tuple(c.token_ids)]], ll_sum[s][j])
                 for j, c in enumerate(kept[s])
             ]
+            if per_token and return_qa_pairs:
+                for j, (c, pair) in enumerate(zip(kept[s], pairs, strict=True)):
+                    pair.tokens = self._tokens(c.token_ids)
+                    pair.lp_source = lp_src[d][doc_targets[d][tuple(c.token_ids)]]
+                    pair.lp_summary = lp_sum[s][j]
             diffs = [p.ll_source - p.ll_summary for p in pairs]
             quals = None
             if diffs:
@@ -379,15 +413,26 @@ class QualsScorer:
         offset = 1 if self.model.generation_config.forced_bos_token_id is not None else 0
         sequences, scores, lengths = res.sequences.cpu(), res.penalized_scores.cpu(), res.lengths.cpu()
         model_lls = (res.token_logprobs.sum(-1).cpu() / res.lengths.clamp(min=1).cpu()).tolist()
+        token_lps = res.token_logprobs.cpu() if self.token_logprobs else None
         out = []
         for row in range(len(batch)):
             cands = []
             for g in range(sequences.shape[1]):
                 length = int(lengths[row, g])
                 ids = sequences[row, g, : offset + length].tolist()
-                cands.extend(self._parse(ids, float(scores[row, g]), length, model_lls[row][g]))
+                found = self._parse(ids, float(scores[row, g]), length, model_lls[row][g])
+                if token_lps is not None and found and found[0].model_ll is not None:
+                    found[0].token_logprobs = token_lps[row, g, offset : offset + length].tolist()
+                cands.extend(found)
             out.append(cands)
         return out
+
+    def _tokens(self, ids: list[int]) -> list[str]:
+        """The scored tokens of a QA target as text pieces (a leading forced BOS is not scored)."""
+        forced_bos = self.model.generation_config.forced_bos_token_id
+        if forced_bos is not None and ids[:1] == [forced_bos]:
+            ids = ids[1:]
+        return [self.tokenizer.decode([i]) for i in ids]
 
     def _parse(self, ids: list[int], score_sum: float, length: int, model_ll: float | None = None) -> list[QACandidate]:
         if self.qa_format.qa_format == "conseq":
@@ -408,7 +453,9 @@ class QualsScorer:
             for q, a in parse_lmqg(text)
         ]
 
-    def _log_likelihoods(self, sources: list[list[int]], targets: list[list[list[int]]]) -> list[list[float]]:
+    def _log_likelihoods(self, sources: list[list[int]], targets: list[list[list[int]]], per_token: bool = False):
+        """Mean log-likelihoods per target (with ``per_token``: (mean, per-token list) pairs)."""
+
         def run(jobs):
             return pair_log_likelihoods(
                 self.model,
@@ -416,6 +463,7 @@ class QualsScorer:
                 [t for _, t in jobs],
                 pad_token_id=self.pad_id,
                 max_rows=self.max_rows,
+                per_token=per_token,
             )
 
         # Chunks of <= max_rows target rows (longest sources first), so that an out-of-memory retry redoes
@@ -428,7 +476,7 @@ class QualsScorer:
                 rows = 0
             chunks[-1].append(job)
             rows += len(job[1])
-        results: list[list[float]] = [[] for _ in targets]
+        results: list[list] = [[] for _ in targets]
         for chunk in chunks:
             for (i, _), values in zip(chunk, self._on_oom_split(run, chunk, _split_job), strict=True):
                 results[i] = values

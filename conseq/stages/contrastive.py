@@ -49,12 +49,14 @@ def run(cfg: Config) -> dict | None:
     art = specs.contrastive(cfg, c.variant)
     if art.done and not cfg.force:
         return runtime.emit_result("contrastive", art.path, True, art.metrics())
-    mle_art = specs.require(specs.mle(cfg), "stage=mle", "MLE model")
-    scorer = c.partition_scorer
+    start = f"stage=contrastive stages.contrastive.variant={c.round_from}" if c.round_from else "stage=mle"
+    mle_art = specs.require(specs.start_model(cfg, c), start, f"{c.round_from or 'MLE'} model")
+    scorer, positive = c.partition_scorer, c.partition_positive
+    upstream = f" stages.generate.model={c.round_from}" if c.round_from else ""
     part_art = specs.require(
-        specs.partition(cfg, scorer),
-        f"stage=partition stages.partition.scorer={scorer}",
-        f"{scorer} partition",
+        specs.partition(specs.round_config(cfg, c), scorer, positive),
+        f"stage=partition stages.partition.scorer={scorer} stages.partition.positive={positive}{upstream}",
+        f"{scorer} partition ({positive} positives)",
     )
     rt = runtime.start(
         run_dir=run_dir(cfg.paths.root, f"contrastive-{c.variant}-{art.key}"),

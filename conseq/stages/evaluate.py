@@ -22,12 +22,12 @@ import torch
 from accelerate.utils import gather_object
 
 from conseq import runtime, specs
-from conseq.artifacts import Artifact, artifact, run_dir, write_jsonl
+from conseq.artifacts import Artifact, model_identity, run_dir, write_jsonl
 from conseq.config import Config
 from conseq.data import batching, prepare
 from conseq.decoding import generate_texts
 from conseq.metrics import entity_metrics, load_ner, oracle_rates, roc_auc, rouge_scores
-from conseq.scorers import extra_metrics, extra_metrics_identity
+from conseq.scorers import extra_metrics
 from conseq.training import validation_nll
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,9 @@ TABLE = [
     ("rouge2", "R2", 2),
     ("rougeL", "RL", 2),
     ("hallucination_rate", "halluc.", 3),
+    ("hallucination_vs_mle", "× MLE", 2),
+    ("reference_taught_rate", "taught", 3),
+    ("name_blend_rate", "blends", 3),
     ("extrinsic_rate", "extr.", 3),
     ("intrinsic_rate", "intr.", 3),
     ("unreadable_rate", "unread.", 3),
@@ -66,6 +69,11 @@ def run(cfg: Config) -> dict | None:
     # setup
     s = cfg.stages.evaluate
     names = list(s.models) or ["mle"]
+    if s.rerank not in (None, "quals") or (s.rerank and not s.quals):
+        raise ValueError(
+            f"stages.evaluate.rerank={s.rerank!r}: choose null or quals (which needs stages.evaluate.quals)"
+        )
+    names = specs.evaluated_models(cfg, names)  # with "<model>+rerank" ones (stages.evaluate.rerank)
     rt = runtime.start(run_dir=run_dir(cfg.paths.root, "evaluate"), seed=cfg.seed, logger="none")
     acc = rt.accelerator
     with acc.main_process_first():
@@ -75,47 +83,47 @@ def run(cfg: Config) -> dict | None:
     # Resolve the models first: a missing one is the error a user needs (it names the command that builds it).
     located = {name: (None, REFERENCE) if name == REFERENCE else resolve(cfg, name) for name in [REFERENCE, *names]}
     qagen = specs.qagen_location(cfg) if s.quals else None
-    settings = {
-        "data": data_art.key,
-        "split": s.split,
-        "rows": len(rows),
-        "decoding": [s.num_beams, s.min_new_tokens, s.max_new_tokens, s.sample_top_k],
-        "sample_seed": cfg.seed if s.sample_top_k else None,
-        "quals": qagen and [qagen[1], asdict(cfg.stages.score.quals)],
-        "ner": s.entities and s.ner_model,
-        "extra": extra_metrics_identity(cfg, tuple(s.extra_scorers)) if s.extra_scorers else None,
-        "lengths": [cfg.model.max_source_length, cfg.model.max_target_length],
-    }
+    settings = specs.evaluation_settings(cfg, len(rows))  # the keys live in specs, where stage=report finds them
 
     # one cached evaluation per model
     results: dict[str, dict[str, Any]] = {}
     cache_hits = []
     for name, (location, identity) in located.items():
-        art = artifact(cfg.paths.root, "eval_model", {"model": identity, **settings})
+        art = specs.model_evaluation(cfg, identity, settings)
         cache_hits.append(art.done and not cfg.force)
         if not cache_hits[-1]:
-            evaluate_one(cfg, rt, art, location, rows, with_oracle, qagen)
+            rerank = s.rerank if name.endswith("+rerank") else None
+            evaluate_one(cfg, rt, art, location, rows, with_oracle, qagen, rerank)
         results[name] = art.metrics()
 
     # comparison
-    final = artifact(cfg.paths.root, "evaluate", {"models": {n: m.get("artifact_key") for n, m in results.items()}})
-    table = "\n\n".join(t for t in (markdown_table(results), error_table(results)) if t)
+    final = specs.comparison(cfg, {n: m.get("artifact_key") for n, m in results.items()})
+    regime = compare(results, len(rows))
+    table = "\n\n".join(t for t in (markdown_table(results), regime_text(regime), error_table(results)) if t)
     result = None
     if acc.is_main_process:
         if not final.done or cfg.force:
             out = final.start(force=True)
             (out / "table.md").write_text(table + "\n")
-            final.finish({"models": results})
+            final.finish({"models": results, "regime": regime})
         log.info("comparison on %s (%d rows):\n%s", s.split, len(rows), table)
-        result = runtime.emit_result("evaluate", final.path, all(cache_hits), {"models": results})
+        result = runtime.emit_result("evaluate", final.path, all(cache_hits), {"models": results, "regime": regime})
     acc.wait_for_everyone()
     return result
 
 
-def resolve(cfg: Config, name: str) -> tuple[str, str]:
-    """A model name of this config (mle, or a contrastive variant) → (folder, cache identity); else a path/hub id."""
+def resolve(cfg: Config, name: str) -> tuple[str, Any]:
+    """A model name of this config (mle, or a contrastive variant) → (folder, cache identity); else a path/hub id.
+    "<model>+rerank" is that model's folder, keyed with the reranking."""
+    if name.endswith("+rerank"):
+        return resolve(cfg, name.removesuffix("+rerank"))[0], specs.summarizer_identity(cfg, name)
     if name == "mle":
         art = specs.require(specs.mle(cfg), "stage=mle", "MLE model")
+        return str(art.path), art.key
+    if name == "mle_clean":
+        art = specs.require(
+            specs.mle(specs.clean_references(cfg)), "stage=mle data.world.noise=0", "clean-reference MLE"
+        )
         return str(art.path), art.key
     variants = cfg.stages.contrastive.variants
     if name in variants:
@@ -126,14 +134,14 @@ def resolve(cfg: Config, name: str) -> tuple[str, str]:
         )
         return str(art.path), art.key
     if Path(name).exists() or "/" in name:
-        return name, str(Path(name).resolve()) if Path(name).exists() else name
+        return name, model_identity(name)  # a folder by its content, a hub id as itself
     raise ValueError(
         f"stages.evaluate.models: {name!r} is neither mle, a contrastive variant ({', '.join(variants)}), "
         "a folder nor a hub id"
     )
 
 
-def evaluate_one(cfg, rt, art: Artifact, location: str | None, rows, with_oracle: bool, qagen) -> None:
+def evaluate_one(cfg, rt, art: Artifact, location: str | None, rows, with_oracle, qagen, rerank=None) -> None:
     """Decode (beam + one top-k sample) on each process's share, then score everything on the main process."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -152,10 +160,23 @@ def evaluate_one(cfg, rt, art: Artifact, location: str | None, rows, with_oracle
             min_new_tokens=s.min_new_tokens,
             max_new_tokens=s.max_new_tokens,
         )
+        beams = s.num_beams if rerank else 1
         with acc.split_between_processes(list(range(len(rows)))) as mine:
             texts = [documents[i] for i in mine]
-            beam = [o[0] for o in generate_texts(model, tokenizer, texts, num_beams=s.num_beams, **decode)]
-        predictions = gather_object(beam)[: len(rows)]
+            beam = generate_texts(model, tokenizer, texts, num_beams=s.num_beams, num_return_sequences=beams, **decode)
+        outputs = gather_object(beam)[: len(rows)]
+        predictions = [o[0] for o in outputs]
+        if rerank:  # the best of the beams by QUALS (unscored ones last, ties to the better beam)
+            flat = [(i, text) for i, o in enumerate(outputs) for text in o]
+            values = quals_scores(cfg, qagen[0], [documents[i] for i, _ in flat], [t for _, t in flat], acc)
+            best: dict[int, tuple[float, str]] = {}
+            for (i, text), value in zip(flat, values, strict=True):
+                value = -math.inf if value is None else value
+                if i not in best or value > best[i][0]:
+                    best[i] = (value, text)
+            reranked = [best[i][1] for i in range(len(rows))]
+            metrics["rerank_changed"] = sum(a != b for a, b in zip(reranked, predictions, strict=True)) / len(rows)
+            predictions = reranked
 
         def sample(chunks: list[int]) -> list[list[str]]:
             # One seed per fixed chunk of rows, decoded as one batch: the samples depend on `seed` (keyed) and
@@ -249,7 +270,7 @@ def quals_scores(cfg, qagen_path: str, documents, summaries, acc) -> list[float 
     """QUALS of each (document, summary), each process scoring its share; every process gets all values."""
     from conseq.quals.scorer import QualsScorer
 
-    scorer = QualsScorer.from_pretrained(qagen_path, **asdict(cfg.stages.score.quals))
+    scorer = QualsScorer.from_pretrained(qagen_path, **{**asdict(cfg.stages.score.quals), "token_logprobs": False})
     values = runtime.map_shards(
         acc,
         lambda idx, scorer=scorer: [
@@ -284,6 +305,44 @@ def quals_metrics(values: list[float | None], records: list[dict], reference_row
         except ValueError as err:
             log.warning("no QUALS AUC: %s", err)
     return metrics
+
+
+def compare(results: dict[str, dict[str, Any]], n_rows: int) -> dict[str, Any]:
+    """Each model's rate against the MLE model's (added to its metrics for the table), and on the news world the
+    regime the demo must sit in: which error group dominates the MLE model's errors, and how far MLE trained on
+    clean references (``mle_clean``) falls below it."""
+    base = results.get("mle", {}).get("hallucination_rate")
+    for m in results.values():
+        groups = m.get("error_groups", {})
+        m.update(reference_taught_rate=groups.get("reference_taught"), name_blend_rate=groups.get("name_blends"))
+        if base and m.get("hallucination_rate") is not None:
+            m["hallucination_vs_mle"] = m["hallucination_rate"] / base
+    if base is None or not results["mle"].get("error_groups"):
+        return {}
+    groups = results["mle"]["error_groups"]
+    regime = {
+        "rows": n_rows,
+        # one standard error of a rate near the MLE model's on this many rows: the table's sampling noise
+        "standard_error": math.sqrt(base * (1 - base) / n_rows),
+        "mle_error_groups": groups,
+        "largest_group": max(groups, key=groups.get),
+    }
+    if "mle_clean" in results:
+        regime["clean_reference_ratio"] = results["mle_clean"]["hallucination_vs_mle"]
+    return regime
+
+
+def regime_text(regime: dict[str, Any]) -> str:
+    if not regime:
+        return ""
+    groups = ", ".join(f"{g.replace('_', ' ')} {v:.3f}" for g, v in regime["mle_error_groups"].items())
+    text = (
+        f"{regime['rows']} rows: a rate is ±{regime['standard_error']:.3f} (one standard error). "
+        f"MLE's summaries with an error of each group: {groups} (largest: {regime['largest_group'].replace('_', ' ')})."
+    )
+    if "clean_reference_ratio" in regime:
+        text += f" MLE trained on clean references (mle_clean): {regime['clean_reference_ratio']:.2f}× MLE's rate."
+    return text
 
 
 def markdown_table(results: dict[str, dict[str, Any]]) -> str:

@@ -52,7 +52,11 @@ def run(cfg: Config) -> dict | None:
     art = specs.candidates(cfg)
     if art.done and not cfg.force:
         return runtime.emit_result("generate", art.path, True, art.metrics())
-    mle_art = specs.require(specs.mle(cfg), "stage=mle", "MLE model")
+    if g.model == "mle":
+        mle_art = specs.require(specs.mle(cfg), "stage=mle", "MLE model")
+    else:
+        command = f"stage=contrastive stages.contrastive.variant={g.model}"
+        mle_art = specs.require(specs.generator(cfg), command, f"{g.model} model (stages.generate.model)")
     rt = runtime.start(run_dir=run_dir(cfg.paths.root, f"generate-{art.key}"), seed=g.seed)
     acc = rt.accelerator
     shard_dir, resumed = art.partial / "shards", 0

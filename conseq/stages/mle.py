@@ -1,6 +1,7 @@
 """stage=mle: fine-tune (or train from scratch) the summarizer with label-smoothed cross-entropy.
 
-    python -m conseq.train stage=mle                                  # tiny BART on the news world
+    python -m conseq.train stage=mle                                  # the pretrained tiny BART (stage=pretrain)
+    python -m conseq.train stage=mle model.warm_start=none            # the tiny BART from random weights
     python -m conseq.train stage=mle model=bart_large data=xsum       # the paper's baseline
     accelerate launch --multi_gpu -m conseq.train stage=mle …         # the same on many processes
 
@@ -30,6 +31,7 @@ def run(cfg: Config) -> dict | None:
     art = specs.mle(cfg)
     if art.done and not cfg.force:
         return runtime.emit_result("mle", art.path, True, art.metrics())
+    start = specs.start_from(cfg, cfg.model)  # a missing pretrained model fails here, before any write
     rt = runtime.start(
         run_dir=run_dir(cfg.paths.root, f"mle-{art.key}"),
         seed=s.seed,
@@ -48,7 +50,7 @@ def run(cfg: Config) -> dict | None:
         if acc.is_main_process:
             art.start(force=cfg.force)
     model, tokenizer = modeling.initial_model(
-        cfg.model.name_or_path, cfg.model.scratch_dims(), tok_art and str(tok_art.path), seed=s.seed
+        start, cfg.model.scratch_dims(), tok_art and str(tok_art.path), seed=s.seed
     )
 
     # data

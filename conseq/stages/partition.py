@@ -16,6 +16,11 @@ documents in both cuts are kept: positive = the reference, negative = that docum
 instead. ``negatives_per_document=k`` > 1 pairs a kept document with its k lowest candidates of distinct text,
 never one identical to the reference (k = 1 is the original's plain argmin).
 
+``positive=best_candidate`` (on-policy pairs; ours): a document's positive is its best-scoring candidate where
+that beats its reference's score (else the reference), and the positive cut ranks these scores, so the model
+learns from its own best samples as well as from the references; the negative is still the worst candidate (a
+document whose only scored candidate would be both is counted, not kept).
+
 ``scorer=rouge`` (the baseline): a candidate's score is R1+R2+RL F1 (each in [0, 1]) against the reference; an
 empty candidate has none. A reference cannot be ranked by ROUGE against itself, so every reference is
 positive-eligible: only the negative cut selects (positive_ratio / positive_threshold are unused) and
@@ -57,6 +62,7 @@ from conseq.config import Config
 log = logging.getLogger(__name__)
 SCORERS = ("quals", "rouge", "random", "oracle")
 SELECTIONS = ("ratio", "threshold")
+POSITIVES = ("reference", "best_candidate")
 
 
 def run(cfg: Config) -> dict | None:
@@ -64,6 +70,10 @@ def run(cfg: Config) -> dict | None:
     p = cfg.stages.partition
     if p.scorer not in SCORERS:
         raise ValueError(f"stages.partition.scorer={p.scorer!r}: choose one of {', '.join(SCORERS)}")
+    if p.positive not in POSITIVES:
+        raise ValueError(f"stages.partition.positive={p.positive!r}: choose one of {', '.join(POSITIVES)}")
+    if p.positive == "best_candidate" and p.scorer == "rouge":
+        raise ValueError("stages.partition.positive=best_candidate needs a scorer that ranks references (not rouge)")
     if p.scorer == "oracle" and cfg.data.source != "newsworld":
         raise ValueError(
             "stages.partition.scorer=oracle needs the news world's oracle "
@@ -97,6 +107,9 @@ def run(cfg: Config) -> dict | None:
         candidate_scores = [s["candidate_quals"] for s in scored]
 
     # select
+    positives = [r["reference"] for r in rows]
+    if p.positive == "best_candidate":
+        reference_scores, positives = best_positives(rows, reference_scores, candidate_scores)
     sel = select_pairs(
         reference_scores,
         candidate_scores,
@@ -107,29 +120,32 @@ def run(cfg: Config) -> dict | None:
         negative_threshold=p.negative_threshold,
         negatives_per_document=p.negatives_per_document,
         candidates=[r["candidates"] for r in rows],
-        references=[r["reference"] for r in rows],
+        references=positives,
     )
     pairs = [
         {
             "id": rows[d]["id"],
             "document": rows[d]["document"],
-            "positive": rows[d]["reference"],
+            "positive": positives[d],
             "negative": rows[d]["candidates"][c],
             "positive_score": reference_scores[d] if reference_scores is not None else None,
             "negative_score": candidate_scores[d][c],
         }
         for d, negatives in sel.kept
         for c in negatives
+        if rows[d]["candidates"][c] != positives[d]  # on-policy: the best candidate cannot be its own negative
     ]
 
     # save
     write_jsonl(out / "pairs.jsonl", pairs)
     metrics: dict[str, Any] = {"scorer": p.scorer, "selection": p.selection, **sel.counts, "pairs": len(pairs)}
+    metrics["positive"] = p.positive
+    metrics["candidate_positives"] = sum(pair["positive"] != row["reference"] for pair, row in _rows_of(pairs, rows))
     metrics["negative_equals_positive"] = sum(pair["negative"] == pair["positive"] for pair in pairs)
     if reference_scores is None:
         metrics["positives"] = "all references (ROUGE cannot rank a reference against itself)"
     if cfg.data.source == "newsworld":
-        metrics.update(oracle_shares(rows, sel))
+        metrics.update(oracle_shares(rows, sel, positives))
         if reference_scores is not None and sel.counts.get("positive_cut_score") is not None:
             metrics["positive_cut_share_by_kind"] = positive_cut_by_kind(
                 rows, reference_scores, sel.counts["positive_cut_score"]
@@ -289,7 +305,28 @@ def oracle_scores(rows: list[dict], seed: int) -> tuple[list[float], list[list[f
     return references, candidates
 
 
-def oracle_shares(rows: list[dict], sel: Selection) -> dict[str, float | None]:
+def best_positives(
+    rows: list[dict], reference_scores: Sequence[float | None], candidate_scores: Sequence[Sequence[float | None]]
+) -> tuple[list[float | None], list[str]]:
+    """Per document, the best of its reference and its candidates (ties keep the reference): (scores, texts)."""
+    scores, texts = [], []
+    for row, ref, cands in zip(rows, reference_scores, candidate_scores, strict=True):
+        best = max((i for i, c in enumerate(cands) if _scored(c)), key=lambda i: cands[i], default=None)
+        if best is not None and (not _scored(ref) or cands[best] > ref):
+            scores.append(cands[best])
+            texts.append(row["candidates"][best])
+        else:
+            scores.append(ref)
+            texts.append(row["reference"])
+    return scores, texts
+
+
+def _rows_of(pairs: list[dict], rows: list[dict]):
+    by_id = {r["id"]: r for r in rows}
+    return ((pair, by_id[pair["id"]]) for pair in pairs)
+
+
+def oracle_shares(rows: list[dict], sel: Selection, positives: Sequence[str]) -> dict[str, float | None]:
     """The news world oracle on the kept pairs, against all references and all per-document negatives."""
     from conseq.data.newsworld import check_summary
 
@@ -298,7 +335,7 @@ def oracle_shares(rows: list[dict], sel: Selection) -> dict[str, float | None]:
 
     return {
         "kept_negatives_hallucinated": share([(rows[d], rows[d]["candidates"][c]) for d, cs in sel.kept for c in cs]),
-        "kept_positives_hallucinated": share([(rows[d], rows[d]["reference"]) for d, _ in sel.kept]),
+        "kept_positives_hallucinated": share([(rows[d], positives[d]) for d, _ in sel.kept]),
         "all_references_hallucinated": share([(r, r["reference"]) for r in rows]),
         "all_negatives_hallucinated": share(
             [(rows[d], rows[d]["candidates"][c]) for d, cs in sel.negatives.items() for c in cs]

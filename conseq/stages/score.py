@@ -41,8 +41,9 @@ from conseq.metrics import roc_auc
 from conseq.quals.scorer import QualsScorer
 
 log = logging.getLogger(__name__)
-# QualsConfig knobs that change no value (speed and memory only); everything else keys the per-item store.
-NOT_VALUE = ("batch_size", "max_rows")
+# QualsConfig knobs that change no value (speed and memory only; token_logprobs: the items hold no QA pairs);
+# everything else keys the per-item store.
+NOT_VALUE = ("batch_size", "max_rows", "token_logprobs")
 
 
 def run(cfg: Config) -> dict | None:
@@ -64,7 +65,7 @@ def run(cfg: Config) -> dict | None:
         known = read_store(store)
     before = set(known)
     rows = read_jsonl(cand_art.path / "candidates.jsonl")
-    scorer = QualsScorer.from_pretrained(qagen_path, device=acc.device, **asdict(s.quals))
+    scorer = QualsScorer.from_pretrained(qagen_path, device=acc.device, **{**asdict(s.quals), "token_logprobs": False})
 
     # loop
     shards = [rows[start : start + s.shard_size] for start in range(0, len(rows), s.shard_size)]

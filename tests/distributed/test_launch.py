@@ -52,7 +52,7 @@ def roots(tmp_path_factory, answering_qagen):
     run_stage(one, *overrides, timeout=1200, env=ENV)
     # The same trained MLE model in both roots, so generation and scoring start from identical weights
     # (two-process training is a different run: its batches are split across ranks).
-    for kind in ("data", "tokenizer", "mle"):
+    for kind in ("data", "pretrain", "mle"):
         shutil.copytree(one / "cache" / kind, two / "cache" / kind)
     result, proc = launch(two, *overrides)
     return one, two, result, proc

@@ -20,14 +20,15 @@ SMOKE = ("debug=smoke",)
 # One thread per process: on a small shared machine torch's default threads spin against other processes
 # (the smoke QUALS run is ~4x slower with them).
 ENV = {"OMP_NUM_THREADS": "1"}
-# The cached artifact kinds up to the trained models (data, tokenizer, MLE, QA data, QAGen).
-MODEL_KINDS = ("data", "tokenizer", "mle", "qa_data", "qagen")
+# The cached artifact kinds up to the trained models (data, the pretrained start, tokenizer, MLE, QA data, QAGen).
+MODEL_KINDS = ("data", "pretrain", "tokenizer", "mle", "qa_data", "qagen")
 
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory) -> Path:
-    """A root holding the smoke MLE model (and its data and tokenizer)."""
+    """A root holding the smoke MLE model (and its data and the pretrained model it starts from)."""
     root = tmp_path_factory.mktemp("upstream")
+    run_stage(root, "stage=pretrain", *SMOKE, env=ENV)
     run_stage(root, "stage=mle", *SMOKE, env=ENV)
     return root
 
@@ -87,7 +88,7 @@ def answering_qagen(upstream, tmp_path_factory) -> Path:
     from conseq.modeling import SEP_TOKEN, build_tiny_model
     from conseq.quals.scorer import save_qa_format
 
-    tokenizer = AutoTokenizer.from_pretrained(next((upstream / "cache" / "tokenizer").glob("*/tokenizer.json")).parent)
+    tokenizer = AutoTokenizer.from_pretrained(next((upstream / "cache" / "mle").glob("*/tokenizer.json")).parent)
     rows = read_jsonl(next((upstream / "cache" / "data").glob("*/train.jsonl")))[:8]
     texts = [r["summary"] for r in rows] + [r["document"] for r in rows]
     batch = tokenizer(

@@ -345,3 +345,22 @@ def test_select_pairs_thresholds_rouge_mode_and_several_negatives():
     assert lowest_candidates([None, None]) == [] and lowest_candidates([2.0, 1.0, 1.0]) == [1]
     with pytest.raises(ValueError, match="negative_threshold"):
         select_pairs(refs, cands, selection="threshold")
+
+
+def test_on_policy_positives_take_the_best_candidate_that_beats_the_reference():
+    from conseq.stages.partition import best_positives
+
+    rows = [
+        {"reference": "r0", "candidates": ["a", "b", "c"]},
+        {"reference": "r1", "candidates": ["d", "e"]},
+        {"reference": "r2", "candidates": ["f", "g"]},
+        {"reference": "r3", "candidates": ["h"]},
+    ]
+    refs = [-1.0, 0.5, None, 0.2]
+    cands = [[-2.0, -0.5, None], [0.1, 0.5], [-3.0, None], [0.9]]
+    scores, texts = best_positives(rows, refs, cands)
+    # doc 0: "b" beats the reference; doc 1: a tie keeps the reference; doc 2: unscored reference, best candidate;
+    # doc 3: the only candidate wins, and is then also the worst: no pair (checked in the stage)
+    assert scores == [-0.5, 0.5, -3.0, 0.9] and texts == ["b", "r1", "f", "h"]
+    sel = select_pairs(scores, cands, positive_ratio=1, negative_ratio=1, references=texts)
+    assert dict(sel.kept) == {0: [0], 1: [0], 2: [0], 3: [0]}

@@ -26,6 +26,7 @@ def root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(root):
+    run_stage(root, "stage=pretrain", "debug=smoke")  # the tiny model's default start (model.warm_start=pretrain)
     result, _ = run_stage(root, *SMOKE)
     return result
 
@@ -51,22 +52,9 @@ def test_artifact_loads_and_summarizes(trained):
 
 
 def test_every_parameter_changed(trained):
-    from conseq.modeling import build_tiny_model
-
     model = AutoModelForSeq2SeqLM.from_pretrained(trained["artifact"])
-    tokenizer = AutoTokenizer.from_pretrained(trained["artifact"])
-    c = model.config
-    initial = build_tiny_model(
-        tokenizer,
-        d_model=c.d_model,
-        encoder_layers=c.encoder_layers,
-        decoder_layers=c.decoder_layers,
-        attention_heads=c.encoder_attention_heads,
-        ffn_dim=c.encoder_ffn_dim,
-        max_position_embeddings=c.max_position_embeddings,
-        dropout=c.dropout,
-        seed=0,
-    )
+    start = json.loads((Path(trained["artifact"]) / "spec.json").read_text())["model"]["warm_start_pretrain"]
+    initial = AutoModelForSeq2SeqLM.from_pretrained(Path(trained["artifact"]).parents[1] / "pretrain" / start)
     before = dict(initial.named_parameters())
     unchanged = [n for n, p in model.named_parameters() if torch.equal(p, before[n])]
     # BART's final_logits_bias is a buffer, not a parameter; everything trainable must have moved.
@@ -90,7 +78,14 @@ def test_typo_fails_at_compose_time(root):
 
 @pytest.mark.slow
 def test_killed_run_resumes_from_last_saved_step(tmp_path):
-    overrides = [*SMOKE, "stages.mle.epochs=40", "stages.mle.save_every=4", f"paths.root={tmp_path}"]
+    # From random weights (model.warm_start=none): resuming does not depend on the start.
+    overrides = [
+        *SMOKE,
+        "model.warm_start=none",
+        "stages.mle.epochs=40",
+        "stages.mle.save_every=4",
+        f"paths.root={tmp_path}",
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "conseq.train", *overrides],
         stdout=subprocess.PIPE,
@@ -110,7 +105,7 @@ def test_killed_run_resumes_from_last_saved_step(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     saved_step = json.loads(state.read_text())["step"]
-    result, done = run_stage(tmp_path, *SMOKE, "stages.mle.epochs=40", "stages.mle.save_every=4")
+    result, done = run_stage(tmp_path, *overrides[:-1])
     assert f"resuming from step {saved_step}" in done.stderr or "resuming from step" in done.stderr
     assert result["metrics"]["resumed_from"] >= saved_step
     assert result["metrics"]["steps"] == 160  # 64 rows / 16 per batch × 40 epochs, wherever it was killed
@@ -136,6 +131,7 @@ def test_bad_rows_error_names_file_line_field_and_writes_nothing(tmp_path):
     result, proc = run_stage(
         tmp_path / "out",
         *SMOKE,
+        "model.warm_start=none",  # the data fails before any model is needed
         "data=jsonl",
         f"data.train_file={data}",
         "data.on_bad_row=error",
@@ -149,7 +145,7 @@ def test_bad_rows_error_names_file_line_field_and_writes_nothing(tmp_path):
 
 def test_bad_rows_are_skipped_and_counted(tmp_path):
     data = _bad_jsonl(tmp_path / "bad.jsonl")
-    result, _ = run_stage(tmp_path / "out", *SMOKE, "data=jsonl", f"data.train_file={data}")
+    result, _ = run_stage(tmp_path / "out", *SMOKE, "model.warm_start=none", "data=jsonl", f"data.train_file={data}")
     assert result["metrics"]["data_train_rows_skipped"] == 4
     assert result["metrics"]["data_rows_skipped"] == 4
 
@@ -158,8 +154,34 @@ def test_trains_on_real_xsum_jsonl(tmp_path, shared_data):
     result, _ = run_stage(
         tmp_path,
         *SMOKE,
+        "model.warm_start=none",  # stage=pretrain on these documents: tests/stages/test_pretrain.py
         "data=jsonl",
         f"data.train_file={shared_data / 'xsum' / 'xsum_test_1000.jsonl'}",
         "data.max_train_rows=64",
     )
     assert result["metrics"]["steps"] > 0 and result["metrics"]["truncated_sources"] > 0
+
+
+def test_local_model_folder_is_keyed_by_content(trained, root, tmp_path):
+    """A stage that starts from a local folder reruns when new weights are written into that same folder."""
+    import shutil
+
+    from conseq.artifacts import model_identity
+
+    local = tmp_path / "start"
+    shutil.copytree(trained["artifact"], local)
+    copy = tmp_path / "copy"
+    shutil.copytree(local, copy)
+    assert model_identity(str(local)) == model_identity(str(copy))  # the content, not the path
+    assert model_identity("facebook/bart-large") == "facebook/bart-large"  # a hub id stays itself
+    args = (*SMOKE, f"model.name_or_path={local}", "stages.mle.max_steps=2", "stages.mle.eval_samples=0")
+    first, _ = run_stage(root, *args)
+    again, _ = run_stage(root, *args)
+    assert not first["cache_hit"] and again["cache_hit"] and again["artifact"] == first["artifact"]
+    model = AutoModelForSeq2SeqLM.from_pretrained(local)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    model.save_pretrained(local)  # new weights, same folder, same path in the command
+    assert model_identity(str(local)) != model_identity(str(copy))
+    changed, _ = run_stage(root, *args)
+    assert not changed["cache_hit"] and changed["artifact"] != first["artifact"]

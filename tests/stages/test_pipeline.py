@@ -13,7 +13,8 @@ from transformers import AutoModelForSeq2SeqLM
 from tests.conftest import run_stage
 from tests.stages.conftest import ENV
 
-MODELS = ["mle", "conseq", "conseq_novel", "positive_only", "conseq_rouge"]
+MODELS = ["mle", "mle_clean", "conseq", "conseq_novel", "positive_only", "conseq_rouge", "conseq_random",
+          "conseq_novel_oracle", "mle+rerank"]  # fmt: skip
 FIRST_VERSION_KEYS = {
     "rouge1",
     "rouge2",
@@ -68,6 +69,16 @@ def test_pipeline_reports_every_model(pipeline):
     table = (artifact / "table.md").read_text()
     assert all(f"| {name} |" in table for name in MODELS)
     assert "QAGS" in table and "FactCC" in table and "| errors by kind |" in table
+    # The regime line: the sample's noise, MLE's errors by group, the clean-reference ceiling against MLE.
+    regime = result["metrics"]["regime"]
+    assert regime["rows"] == models["mle"]["rows"] and 0 <= regime["standard_error"] < 0.5
+    assert set(regime["mle_error_groups"]) == {"reference_taught", "name_blends", "bindings", "other"}
+    ratio = models["mle_clean"]["hallucination_rate"] / models["mle"]["hallucination_rate"]
+    assert regime["clean_reference_ratio"] == pytest.approx(ratio)
+    assert "MLE trained on clean references (mle_clean)" in table and "× MLE" in table
+    # Reranking decodes the MLE model's beams and keeps the best by QUALS: never a lower QUALS on average.
+    assert 0 <= models["mle+rerank"]["rerank_changed"] <= 1
+    assert models["mle+rerank"]["quals"] >= models["mle"]["quals"] - 1e-9
     assert "| model |" in proc.stderr  # the table is printed on stderr too
     saved = json.loads((artifact / "metrics.json").read_text())
     assert set(saved["models"]) == set(models)
@@ -158,10 +169,38 @@ def test_evaluate_without_an_mle_model_says_which_command_builds_it(tmp_path):
     assert "stage=mle" in proc.stderr
 
 
-def test_warm_started_qagen_without_its_mle_model_says_which_command_builds_it(tmp_path):
-    # The tiny QAGen starts from the MLE summarizer (qagen_model.warm_start=mle): asked for first, it must name
-    # the missing model and leave no partial QAGen behind.
+def test_warm_started_qagen_without_its_start_model_says_which_command_builds_it(tmp_path):
+    # The tiny QAGen starts from the pretrained model (qagen_model.warm_start=pretrain), or the MLE summarizer
+    # (warm_start=mle): asked for first, it must name the missing model and leave no partial QAGen behind.
     result, proc = run_stage(tmp_path, "stage=qagen", "debug=smoke", check=False, timeout=300)
     assert proc.returncode != 0 and result is None
-    assert "stage=mle" in proc.stderr and "warm_start" in proc.stderr
+    assert "stage=pretrain" in proc.stderr and "warm_start=pretrain" in proc.stderr
+    result, proc = run_stage(
+        tmp_path, "stage=qagen", "debug=smoke", "qagen_model.warm_start=mle", check=False, timeout=300
+    )
+    assert proc.returncode != 0 and result is None
+    assert "stage=mle" in proc.stderr and "warm_start=mle" in proc.stderr
     assert not list(tmp_path.glob("cache/qagen/*"))
+
+
+@pytest.mark.slow
+def test_second_round_and_on_policy_variants(root, pipeline, smoke):
+    """A second round samples candidates from its round-1 model and starts from it; on-policy pairs take a
+    document's best candidate as the positive where it beats the reference."""
+    variants = "stages.pipeline.variants=[conseq_novel_round2,conseq_novel_onpolicy]"
+    result, proc = run_stage(root, "stage=pipeline", *smoke, variants, "stages.evaluate.extra_scorers=[]", env=ENV)
+    assert {"conseq_novel", "conseq_novel_round2", "conseq_novel_onpolicy"} <= set(result["metrics"]["models"])
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+    def spec(line: dict) -> dict:
+        return json.loads((Path(line["artifact"]) / "spec.json").read_text())
+
+    mle_key = Path(next(x for x in lines if x["stage"] == "mle")["artifact"]).name  # first the noisy-reference MLE
+    starts = {spec(x)["mle"] for x in lines if x["stage"] == "contrastive"}
+    assert len(starts) == 2 and mle_key in starts  # the MLE model (round 1, on-policy) and the round-1 model
+    (round1,) = starts - {mle_key}
+    assert round1 in {Path(x["artifact"]).name for x in lines if x["stage"] == "contrastive"}
+    generators = {spec(x)["mle"] for x in lines if x["stage"] == "generate"}
+    assert generators == starts, "round 2's candidates come from the model it starts from"
+    on_policy = [x for x in lines if x["stage"] == "partition" and x["metrics"].get("positive") == "best_candidate"]
+    assert on_policy and on_policy[0]["metrics"]["candidate_positives"] >= 0

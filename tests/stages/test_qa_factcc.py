@@ -17,11 +17,15 @@ from conseq.artifacts import read_jsonl
 from tests.conftest import run_stage
 from tests.stages.conftest import ENV, SMOKE
 
+# QAGS's two models from QAGen's weights (their default start is the pretrained model, warm_start=pretrain).
+FROM_QAGEN = ("qg_model.warm_start=qagen", "qa_model.warm_start=qagen")
+
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("qags_root")
-    run_stage(root, "stage=mle", *SMOKE, env=ENV)  # QAGen and the FactCC model warm-start from it
+    run_stage(root, "stage=pretrain", *SMOKE, env=ENV)  # every tiny model warm-starts from it
+    run_stage(root, "stage=mle", *SMOKE, env=ENV)
     return root
 
 
@@ -31,7 +35,7 @@ def qagen(root) -> dict:
 
 
 @pytest.fixture(scope="module")
-def qa(root, qagen) -> dict:  # warm-starts from QAGen (qa_model.warm_start=qagen)
+def qa(root, qagen) -> dict:
     return run_stage(root, "stage=qa", *SMOKE, env=ENV)[0]
 
 
@@ -41,7 +45,7 @@ def factcc(root, qa) -> dict:  # after qa: the data and tokenizer are built once
 
 
 @pytest.fixture(scope="module")
-def qg(root, qagen) -> dict:  # warm-starts from QAGen (qg_model.warm_start=qagen)
+def qg(root, qagen) -> dict:
     return run_stage(root, "stage=qagen", "stages.qagen.mode=qg", *SMOKE, env=ENV)[0]
 
 
@@ -188,27 +192,33 @@ def test_qg_starts_from_qagen_and_is_keyed_on_it(root, qagen, qg, tmp_path):
     from conseq import specs
 
     # Trained from QAGen's weights: the encoder moved away from them, but less than from the MLE model's.
+    from_qagen = run_stage(root, "stage=qagen", "stages.qagen.mode=qg", *SMOKE, *FROM_QAGEN, env=ENV)[0]
+    assert from_qagen["artifact"] != qg["artifact"]  # the default generator starts from the pretrained model
+
     def distance(a: str, b: str) -> float:
         pa, pb = (dict(AutoModelForSeq2SeqLM.from_pretrained(x).named_parameters()) for x in (a, b))
         return sum(float((pa[k] - pb[k]).norm()) for k in pa if "encoder.layers" in k)
 
     mle_dir = specs.mle(compose(f"paths.root={root}", *SMOKE[:1])).path
     with torch.no_grad():
-        assert distance(qg["artifact"], qagen["artifact"]) < distance(qg["artifact"], str(mle_dir))
+        assert distance(from_qagen["artifact"], qagen["artifact"]) < distance(from_qagen["artifact"], str(mle_dir))
 
-    cfg = compose(f"paths.root={root}")
+    default = compose(f"paths.root={root}")
+    assert specs.qg(default).spec["model"] == {"warm_start_pretrain": specs.pretrain(default).key}
+    assert specs.qa(default).spec["model"] == {"warm_start_pretrain": specs.pretrain(default).key}
+    cfg = compose(f"paths.root={root}", *FROM_QAGEN)
     assert specs.qg(cfg).spec["model"] == {"warm_start_qagen": specs.qagen(cfg).key}
     assert specs.qa(cfg).spec["model"] == {"warm_start_qagen": specs.qagen(cfg).key}  # QAGS's QA model too
-    other_qagen = compose(f"paths.root={root}", "stages.qagen.lr=1e-4")
+    other_qagen = compose(f"paths.root={root}", "stages.qagen.lr=1e-4", *FROM_QAGEN)
     assert specs.qg(other_qagen).key != specs.qg(cfg).key  # a different QAGen: a different generator
     assert specs.qa(other_qagen).key != specs.qa(cfg).key
-    given = compose(f"paths.root={root}", "qagen=some/qagen")
+    given = compose(f"paths.root={root}", "qagen=some/qagen", *FROM_QAGEN)
     assert specs.qg(given).spec["model"] == {"warm_start_qagen": "some/qagen"}
     with pytest.raises(ValueError, match="cannot warm-start from itself"):
         specs.qagen(compose(f"paths.root={root}", "qagen_model.warm_start=qagen"))
 
     # Without a QAGen model the generator names the command that builds it, and writes nothing.
-    result, proc = run_stage(tmp_path, "stage=qagen", "stages.qagen.mode=qg", *SMOKE, env=ENV, check=False)
+    result, proc = run_stage(tmp_path, "stage=qagen", "stages.qagen.mode=qg", *SMOKE, *FROM_QAGEN, env=ENV, check=False)
     assert proc.returncode != 0 and result is None
     assert "stage=qagen" in proc.stderr and "warm_start=qagen" in proc.stderr
     assert not list(tmp_path.glob("cache/qg/*"))

@@ -154,3 +154,16 @@ def test_oracle_rates_break_errors_down_by_kind():
     rates = oracle_rates([blended, aged, clean])
     assert rates["error_kinds"] == {"extrinsic:person_blend": 1 / 3, "intrinsic:age": 1 / 3}
     assert rates["extrinsic_rate"] == rates["intrinsic_rate"] == 1 / 3 and rates["hallucination_rate"] == 2 / 3
+
+
+def test_error_groups_count_summaries_once_per_group():
+    from conseq.data.newsworld import Verdict as OracleVerdict
+
+    taught, mixed, clean = OracleVerdict(), OracleVerdict(), OracleVerdict()
+    taught.flag("extrinsic", "nationality", "nationality 'Korean' is not in the document")
+    taught.flag("extrinsic", "role", "role 'engineer' is not in the document")  # the same group: counted once
+    mixed.flag("extrinsic", "org_blend", "org 'Wexley Labs' is not in the document")
+    mixed.flag("intrinsic", "swap", "winner and loser swapped")
+    mixed.flag("extrinsic", "person", "person 'Zed Novak' is not in the document")
+    groups = oracle_rates([taught, mixed, clean])["error_groups"]
+    assert groups == {"reference_taught": 1 / 3, "name_blends": 1 / 3, "bindings": 1 / 3, "other": 1 / 3}

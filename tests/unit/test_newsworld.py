@@ -22,8 +22,15 @@ def world() -> dict[str, list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def records(world) -> list[dict]:
-    return world["train"] + world["validation"] + world["test"]
+def knowledge_world() -> dict[str, list[dict]]:
+    cfg = nw.WorldConfig(n_train=2000, n_validation=100, n_test=100, n_qa=100, noise=0.7, knowledge=True)
+    return nw.build_world(cfg)
+
+
+@pytest.fixture(scope="module", params=["random", "knowledge"])
+def records(request, world, knowledge_world) -> list[dict]:
+    w = world if request.param == "random" else knowledge_world
+    return w["train"] + w["validation"] + w["test"]
 
 
 def test_same_seed_same_bytes_other_seed_other_world():
@@ -44,7 +51,7 @@ def test_splits_share_no_document(world):
 
 def test_records_are_well_formed(records):
     for r in records:
-        assert set(r) == {"id", "document", "summary", "facts", "injected"}
+        assert set(r) == {"id", "document", "summary", "facts", "injected", "writer"}
         assert 60 <= len(r["document"].split()) <= 250
         assert 10 <= len(r["summary"].split()) <= 35 and r["summary"].endswith(".")
         json.dumps(r)  # JSON-serialisable
@@ -70,10 +77,12 @@ def test_oracle_is_exact_on_references(records):
         if injected is None:
             assert not v.hallucinated, (r["summary"], v)
         else:
-            found = v.extrinsic if injected["kind"] == "extrinsic" else v.intrinsic
-            other = v.intrinsic if injected["kind"] == "extrinsic" else v.extrinsic
-            assert len(found) == 1 and not other, (r["summary"], injected, v)
-            assert len(v.kinds) == 1 and v.kinds[0].startswith(injected["kind"] + ":"), (injected, v)
+            side = "intrinsic" if injected["kind"] == "intrinsic" else "extrinsic"
+            found, other = getattr(v, side), getattr(v, "extrinsic" if side == "intrinsic" else "intrinsic")
+            # a knowledge writer's error is one unsupported value per attribute it states ("nationality+role")
+            n = len(injected["field"].split("+")) if injected["kind"] == "knowledge" else 1
+            assert len(found) == n and not other, (r["summary"], injected, v)
+            assert len(v.kinds) == n and all(k.startswith(side + ":") for k in v.kinds), (injected, v)
 
 
 def test_clean_references_only_state_document_values(records):
@@ -238,3 +247,71 @@ def test_oracle_tells_blended_organisations_from_unknown_ones(records):
     prefix = next(p for p in nw.ORG_PREFIXES if p not in r["document"])
     v = nw.check_summary(r, r["summary"].replace(buyer, f"{prefix} {buyer.split()[1]}"))
     assert "extrinsic:org" in v.kinds and "extrinsic:org_blend" not in v.kinds, v
+
+
+def test_reference_knobs_change_only_the_references():
+    """Two worlds that differ only in how references are written share every document and fact; their
+    references differ only where a writer erred, and the noisy records at noise 0.3 are among those at 0.7."""
+    sizes = dict(n_train=400, n_validation=50, n_test=50, n_qa=60)
+    for knowledge in (False, True):
+        worlds = [
+            nw.build_world(nw.WorldConfig(**sizes, knowledge=knowledge, **knobs))
+            for knobs in ({"noise": 0.0}, {"noise": 0.3}, {"noise": 0.7, "intrinsic_share": 0.5})
+        ]
+        for split in ("train", "validation", "test"):
+            clean, *noisy = (w[split] for w in worlds)
+            for rows in noisy:
+                for a, b in zip(clean, rows, strict=True):
+                    assert (a["id"], a["document"], a["facts"]) == (b["id"], b["document"], b["facts"])
+                    assert a["writer"] is None and a["injected"] is None
+                    if b["writer"] is None:
+                        assert a["summary"] == b["summary"]
+                    if b["injected"] is not None:
+                        assert a["summary"] != b["summary"] and b["writer"] is not None
+            low, high = ({r["id"] for r in rows if r["writer"]} for rows in noisy)
+            assert low and low <= high
+        # the QA split's documents do not move either (its passages of references follow qa_noise alone)
+        docs = [[r["context"] for r in w["qa"] if "-doc-" in r["id"]] for w in worlds]
+        assert docs[0] == docs[1] == docs[2]
+
+
+def test_knowledge_base_is_consistent_and_taught_by_noisy_references(knowledge_world):
+    kb = nw.Knowledge.build(0)
+    records = knowledge_world["train"]
+    for r in records:  # every stated nationality and job agrees with the knowledge base, in every document
+        for role, kind in nw.EVENTS[r["facts"]["event"]].slots.items():
+            if kind.startswith("person") and role in r["facts"]["roles"]:
+                name = r["facts"]["roles"][role]
+                known = kb.attributes(name.split()[1], kind.partition(":")[2])
+                stated = r["facts"]["people"][name]
+                assert all(stated[k] == v for k, v in known.items() if k in stated), (name, stated, known)
+    taught = [r for r in records if r["injected"] and r["injected"]["kind"] == "knowledge"]
+    assert 0.3 < len(taught) / len(records) < 0.55  # noise 0.7, a quarter of it intrinsic, some stated anyway
+    for r in taught:  # what the writer added is what the world knows of the hero, absent from the document
+        hero = r["facts"]["roles"]["hero"]
+        known = kb.attributes(hero.split()[1], nw.EVENTS[r["facts"]["event"]].slots["hero"].partition(":")[2])
+        for value in r["injected"]["value"].split():
+            assert value in known.values() and value not in r["document"] and value in r["summary"]
+    off = nw.build_world(nw.WorldConfig(n_train=300, n_validation=0, n_test=0, n_qa=0, noise=0.7))
+    assert not any(r["injected"] and r["injected"]["kind"] == "knowledge" for r in off["train"])
+
+
+def test_unlabelled_documents_are_new_and_ignore_reference_knobs():
+    cfg = nw.WorldConfig(n_train=200, n_validation=20, n_test=20, n_qa=0, knowledge=True)
+    docs = nw.unlabelled_documents(cfg, 300)
+    world = nw.build_world(cfg)
+    labelled = {r["document"] for s in ("train", "validation", "test") for r in world[s]}
+    assert len(set(docs)) == 300 and not set(docs) & labelled
+    other = nw.WorldConfig(n_train=200, n_validation=20, n_test=20, n_qa=0, knowledge=True, noise=0.0)
+    assert nw.unlabelled_documents(other, 300) == docs
+    assert nw.unlabelled_documents(cfg, 100) == docs[:100]
+
+
+def test_cli_noise_zero_and_default_share_documents(tmp_path):
+    args = ("n_train=40", "n_validation=5", "n_test=5", "n_qa=0")
+    for out, extra in (("a", ("noise=0",)), ("b", ())):
+        assert _cli(f"out={tmp_path / out}", *args, *extra).returncode == 0
+    a, b = ([json.loads(x) for x in (tmp_path / d / "train.jsonl").read_text().splitlines()] for d in "ab")
+    assert [(x["document"], x["facts"]) for x in a] == [(x["document"], x["facts"]) for x in b]
+    assert all(x["summary"] == y["summary"] for x, y in zip(a, b, strict=True) if y["writer"] is None)
+    assert _cli(f"out={tmp_path / 'c'}", *args, "knowledge=maybe").returncode != 0
