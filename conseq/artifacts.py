@@ -9,6 +9,7 @@ renamed into place in one step when finished, so a reader never sees a half-writ
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -132,9 +133,27 @@ def run_dir(root: str | os.PathLike, name: str) -> Path:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file + rename) so a crash never leaves a truncated file."""
+    write_text(path, json.dumps(_plain(obj), indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (``<name>.tmp`` + rename): a crash or a full disk never leaves a truncated file
+    under its name, and a failed write names the file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_plain(obj), indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _naming(e, path) from e
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """``error`` with the file it was writing (a failed write() names none, e.g. on a full disk)."""
+    if error.filename is not None or error.errno is None:
+        return error
+    return type(error)(error.errno, error.strerror, str(path))
 
 
 def read_json(path: Path) -> Any:
@@ -143,10 +162,15 @@ def read_json(path: Path) -> Any:
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _naming(e, path) from e
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

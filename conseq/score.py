@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from conseq.artifacts import model_identity
 from conseq.config import ScoreCLIConfig, register
 from conseq.data.loading import LoadStats, stream_rows
+from conseq.errors import BadInputError, user_errors
 from conseq.runtime import setup_logging
 
 log = logging.getLogger("conseq.score")
@@ -37,6 +38,8 @@ register()
 def score_file(cfg: ScoreCLIConfig) -> dict:
     output = Path(cfg.output)
     partial, progress = output.with_name(output.name + ".partial"), output.with_name(output.name + ".progress")
+    if output.is_dir():
+        raise BadInputError("a directory: output= names the .jsonl file to write", file=str(output))
     if output.exists() and not cfg.force:
         rows = sum(1 for line in output.open() if line.strip())
         log.info("%s exists (%d rows); force=true to score again", output, rows)
@@ -44,6 +47,14 @@ def score_file(cfg: ScoreCLIConfig) -> dict:
     if cfg.force:
         for path in (output, partial, progress):
             path.unlink(missing_ok=True)
+    # the input and the output folder are checked before any model loads
+    stats = LoadStats()
+    rows = stream_rows(
+        cfg.input, text_columns=(cfg.document_column, cfg.summary_column), on_bad_row=cfg.on_bad_row, stats=stats
+    )
+    if output.parent.exists() and not output.parent.is_dir():
+        raise BadInputError(f"not a folder, cannot hold output={output}", file=str(output.parent))
+    output.parent.mkdir(parents=True, exist_ok=True)
 
     # the backend (configs/scorer/); unset model paths are the default config's trained models under paths.root
     scorer = instantiate(cfg.scorer, root=str(Path(cfg.paths.root).resolve()), device=cfg.device, _convert_="all")
@@ -58,17 +69,12 @@ def score_file(cfg: ScoreCLIConfig) -> dict:
     os.truncate(partial, done["bytes"])
     if done["rows"]:
         log.info("resuming %s after %d input rows", output, done["rows"])
-    stats = LoadStats()
-    jsonl = cfg.input.endswith(".jsonl") and Path(cfg.input).is_file()
     total = None
-    if jsonl:
-        with open(cfg.input, encoding="utf-8-sig") as f:
+    if cfg.input.endswith(".jsonl"):  # counted as bytes: a line that is not UTF-8 is the reader's to report
+        with open(cfg.input, "rb") as f:
             total = sum(1 for line in f if line.strip())
     counts = {"rows": 0, "null": 0}
     bar = tqdm(total=total, initial=done["rows"], desc=scorer.name, unit="row")
-    rows = stream_rows(
-        cfg.input, text_columns=(cfg.document_column, cfg.summary_column), on_bad_row=cfg.on_bad_row, stats=stats
-    )
     chunk: list[dict] = []
     last_index = -1
 
@@ -78,19 +84,22 @@ def score_file(cfg: ScoreCLIConfig) -> dict:
             [r[cfg.summary_column] for r in chunk],
             details=cfg.qa_pairs,
         )
-        with partial.open("a") as f:
-            for row, result in zip(chunk, results, strict=True):
-                row[scorer.name] = result.value
-                if cfg.qa_pairs:
-                    row.update(result.details)
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                counts["null"] += result.value is None
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with partial.open("a", encoding="utf-8") as f:
+                for row, result in zip(chunk, results, strict=True):
+                    row[scorer.name] = result.value
+                    if cfg.qa_pairs:
+                        row.update(result.details)
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    counts["null"] += result.value is None
+                f.flush()
+                os.fsync(f.fileno())
+            state = {"rows": last_index + 1, "bytes": partial.stat().st_size, "scorer": identity}
+            progress.with_suffix(".tmp").write_text(json.dumps(state))
+            os.replace(progress.with_suffix(".tmp"), progress)
+        except OSError as e:  # a full disk: name the file (a failed write names none); the resume point is kept
+            raise OSError(e.errno, e.strerror, e.filename or str(partial)) from e
         counts["rows"] += len(chunk)
-        state = {"rows": last_index + 1, "bytes": partial.stat().st_size, "scorer": identity}
-        progress.with_suffix(".tmp").write_text(json.dumps(state))
-        os.replace(progress.with_suffix(".tmp"), progress)
         bar.update(state["rows"] - bar.n)
         chunk.clear()
 
@@ -115,6 +124,8 @@ def score_file(cfg: ScoreCLIConfig) -> dict:
         f"{scorer.name}_null_now": counts["null"],
         "skipped": stats.rows_skipped,
         "skipped_by_reason": stats.skipped_by_reason,
+        # documents and summaries cut to the models' input length (QUALS: the QAGen model's), over this run's rows
+        **{k: v for k, v in (getattr(scorer, "stats", None) or {}).items() if k.startswith("truncated")},
         **scorer.model_ids,
         "scorer": identity,
         "cache_hit": False,
@@ -122,7 +133,11 @@ def score_file(cfg: ScoreCLIConfig) -> dict:
 
 
 @hydra.main(config_path="../configs", config_name="score", version_base="1.3")
+@user_errors
 def main(raw: DictConfig) -> None:
+    for knob in ("input", "output"):
+        if OmegaConf.is_missing(raw, knob):
+            raise ValueError(f"{knob}=<file> is required: python -m conseq.score input=<jsonl> output=<jsonl>")
     setup_logging()
     summary = score_file(OmegaConf.to_object(raw))
     print(json.dumps(summary), flush=True)

@@ -304,7 +304,7 @@ def evaluated_models(cfg: Config, names: list[str]) -> list[str]:
     """The models stage=evaluate compares when asked for ``names``: those, then "<model>+rerank" for each of
     ``stages.evaluate.rerank_models`` when ``stages.evaluate.rerank`` is set."""
     s = cfg.stages.evaluate
-    reranked = [f"{m}+rerank" for m in (s.rerank_models if s.rerank else [])]
+    reranked = [f"{m}+rerank" for m in (s.rerank_models if s.rerank and s.quals else [])]  # QUALS's model reranks
     return [*names, *(n for n in reranked if n not in names)]
 
 

@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from conseq.config import Config, register
+from conseq.errors import user_errors
 
 # stage name → module with a run(cfg) function; imported on use so `stage=partition` never loads torch models.
 STAGES = {
@@ -46,7 +47,10 @@ def to_config(raw: DictConfig) -> Config:
     return cfg
 
 
+# user_errors inside hydra.main: a bad input file, knob or full disk is one line on stderr and exit status 2
+# (conseq/errors.py), never Hydra's "Error executing job" and a traceback.
 @hydra.main(config_path="../configs", config_name="config", version_base="1.3")
+@user_errors
 def main(raw: DictConfig) -> None:
     cfg = to_config(raw)
     importlib.import_module(STAGES[cfg.stage]).run(cfg)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,6 +101,13 @@ def fit(
         return unwrapped.seq2seq if isinstance(unwrapped, EncoderSharingPair | SharedSourceSeq2Seq) else unwrapped
 
     state_dir, best_dir = workdir / "training_state", workdir / "best"
+    # A state is written beside the last one and swapped in when complete, so a kill in the middle of a save
+    # leaves the last complete state (never weights of one step with the counters of another).
+    new_state, old_state = workdir / "training_state.new", workdir / "training_state.old"
+    if acc.is_main_process and not (state_dir / "trainer.json").is_file() and (old_state / "trainer.json").is_file():
+        shutil.rmtree(state_dir, ignore_errors=True)  # killed between the two renames of a swap
+        os.replace(old_state, state_dir)
+    acc.wait_for_everyone()
     result = FitResult(steps=0, resumed_from=None)
     epoch, batch_in_epoch = 0, 0
     best_value: float | None = None
@@ -112,10 +120,13 @@ def fit(
         log.info("resuming from step %d (epoch %d, batch %d) in %s", result.steps, epoch, batch_in_epoch, state_dir)
 
     def save_state() -> None:
-        acc.save_state(str(state_dir))
+        if acc.is_main_process:
+            shutil.rmtree(new_state, ignore_errors=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(new_state))
         if acc.is_main_process:
             write_json(
-                state_dir / "trainer.json",
+                new_state / "trainer.json",
                 {
                     "step": result.steps,
                     "epoch": epoch,
@@ -125,6 +136,11 @@ def fit(
                     "history": result.history,
                 },
             )
+            shutil.rmtree(old_state, ignore_errors=True)
+            if state_dir.exists():
+                os.replace(state_dir, old_state)
+            os.replace(new_state, state_dir)
+            shutil.rmtree(old_state, ignore_errors=True)
         acc.wait_for_everyone()
 
     def validate() -> None:
@@ -151,8 +167,12 @@ def fit(
     bar = tqdm(total=total_steps, initial=result.steps, desc="train", disable=not acc.is_main_process)
     running: dict[str, float] = {}
     while result.steps < total_steps:
+        # The loader has its own generator: an iterator over a DataLoader otherwise draws its seed from the global
+        # torch RNG, and a resumed run (the RNG restored as saved mid-epoch, then a new iterator for the rest of
+        # that epoch) would draw once more than the run it resumes: other dropout masks from there on.
         loader = acc.prepare_data_loader(
-            DataLoader(examples, batch_sampler=batches(epoch), collate_fn=collate), device_placement=True
+            DataLoader(examples, batch_sampler=batches(epoch), collate_fn=collate, generator=torch.Generator()),
+            device_placement=True,
         )
         if batch_in_epoch:
             loader = acc.skip_first_batches(loader, batch_in_epoch)
@@ -202,8 +222,8 @@ def fit(
         )
         final = type(final).from_pretrained(best_dir).to(acc.device)
     if acc.is_main_process:
-        shutil.rmtree(state_dir, ignore_errors=True)
-        shutil.rmtree(best_dir, ignore_errors=True)
+        for folder in (state_dir, new_state, old_state, best_dir):
+            shutil.rmtree(folder, ignore_errors=True)
     return final, result
 
 

@@ -6,7 +6,8 @@ frequent error kinds, on the first N test and validation documents of an exporte
 0.6 at N=1000, against ±0.035 on the demo's 200 rows. Export the world first (its first 200 rows of each
 split are the default splits):
 
-    python -m conseq.data.newsworld out=/tmp/world n_train=8000 n_qa=0 n_test=1000 n_validation=1000
+    python -m conseq.data.newsworld out=/tmp/world n_train=8000 n_qa=0 n_test=1000 n_validation=1000 \\
+        knowledge=true noise=0.7 intrinsic_share=0.1      # the demo's world (configs/data/newsworld.yaml)
     accelerate launch --multi_gpu --num_processes 2 scripts/rate_on_world.py /tmp/world 1000 rates.json \\
         mle=outputs/cache/mle/<key> conseq_novel=outputs/cache/contrastive/<key>
 
@@ -94,6 +95,7 @@ def _rate(records: list[dict], predictions: list[str]) -> dict:
         "hallucination_rate": round(oracle["hallucination_rate"], 4),
         "unsupported_facts_per_summary": round(oracle["unsupported_facts_per_summary"], 4),
         "rougeL": round(rouge_scores(predictions, [r["summary"] for r in records])["rougeL"], 2),
+        "error_groups": {group: round(share, 3) for group, share in oracle.get("error_groups", {}).items()},
         "error_kinds": {kind: round(share, 3) for kind, share in kinds},
     }
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from conseq.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +28,12 @@ SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
 _FIRST_SKIPS = 5
 # SQuAD v2 is a third unanswerable by design: those rows are counted, never errors and never warned about.
 UNANSWERABLE = "unanswerable"
-# UTF-8, ignoring a byte-order mark: spreadsheet exports write one, which would rename the first column.
+# UTF-8, ignoring a byte-order mark: spreadsheet exports write one, which would rename the first column. Bytes
+# that are not UTF-8 are read as lone surrogates ("surrogateescape"), so that the row holding them is skipped
+# (or named) like any other bad row instead of ending the whole read.
 _ENCODING = "utf-8-sig"
-
-
-class BadInputError(ValueError):
-    """Unusable input data; the message names the file (or hub id and split), the row and the field."""
+_ERRORS = "surrogateescape"
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 @dataclass
@@ -45,12 +48,14 @@ class LoadStats:
 
 
 class _BadRow(Exception):
-    """Raised inside the loaders for one unusable row; the policy (skip or error) is applied by _Policy."""
+    """Raised inside the loaders for one unusable row; the policy (skip or error) is applied by _Policy.
+    ``field`` is the field at fault (None for the whole row), ``what`` what is wrong with it."""
 
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
+    def __init__(self, reason: str, what: str, field: str | None = None):
+        super().__init__(what)
         self.reason = reason
-        self.detail = detail
+        self.what = what
+        self.field = field
 
 
 @dataclass
@@ -69,10 +74,11 @@ class _Policy:
         self.stats = LoadStats()
 
     def skip(self, where: str, bad: _BadRow) -> None:
-        message = f"{self.source} {where}: {bad.detail}"
+        error = BadInputError(bad.what, file=self.source, where=where, field=bad.field)
+        message = str(error)
         if bad.reason != UNANSWERABLE:
             if self.on_bad_row == "error":
-                raise BadInputError(message)
+                raise error
             if len(self.stats.first_skips) < _FIRST_SKIPS:
                 self.stats.first_skips.append(message)
         self.stats.rows_skipped += 1
@@ -94,8 +100,9 @@ class _Policy:
             log.info("%s: %d unanswerable questions skipped", self.source, stats.skipped_by_reason[UNANSWERABLE])
         if stats.rows_kept == 0:
             raise BadInputError(
-                f"no usable rows in {self.source} (read {stats.rows_read}, skipped {stats.skipped_by_reason})"
-                + (f"; first: {' | '.join(stats.first_skips)}" if stats.first_skips else "")
+                f"no usable rows (read {stats.rows_read}, skipped {stats.skipped_by_reason})"
+                + (f"; first: {' | '.join(stats.first_skips)}" if stats.first_skips else ""),
+                file=self.source,
             )
         return stats
 
@@ -105,7 +112,7 @@ class _Policy:
 
 def _check_source(path: str | None, hub_id: str | None, on_bad_row: str) -> None:
     if on_bad_row not in ON_BAD_ROW:
-        raise ValueError(f"on_bad_row must be one of {ON_BAD_ROW}, got {on_bad_row!r}")
+        raise ValueError(f"on_bad_row={on_bad_row!r}: choose one of {', '.join(ON_BAD_ROW)}")
     if (path is None) == (hub_id is None):
         raise ValueError("give exactly one of path= (a local file) or hub_id= (a hub dataset)")
 
@@ -120,8 +127,17 @@ def _read_records(path: str | None, hub_id: str | None, hub_config: str | None, 
         label = _hub_label(hub_id, hub_config, split)
         return label, _hub_records(hub_id, hub_config, split, label)
     file = Path(path)
+    if not file.exists():
+        raise BadInputError("file not found", file=str(path))
+    if file.is_dir():
+        raise BadInputError(f"a directory, not a file (give a {', '.join(SUFFIXES)} file)", file=str(path))
     if not file.is_file():
-        raise BadInputError(f"{path}: file not found" if not file.exists() else f"{path}: not a file")
+        raise BadInputError("not a regular file", file=str(path))
+    try:  # an unreadable file fails here, before a caller loads models for its rows
+        with open(file, "rb"):
+            pass
+    except OSError as e:
+        raise BadInputError(f"cannot read ({e.strerror or e})", file=str(path)) from e
     suffix = file.suffix.lower()
     readers = {
         ".jsonl": _jsonl_records,
@@ -130,7 +146,7 @@ def _read_records(path: str | None, hub_id: str | None, hub_config: str | None, 
         ".parquet": _parquet_records,
     }
     if suffix not in readers:
-        raise BadInputError(f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(SUFFIXES)})")
+        raise BadInputError(f"unsupported file type {suffix!r} (expected one of {', '.join(SUFFIXES)})", file=str(path))
     return str(path), _guard_io(readers[suffix](file), str(path))
 
 
@@ -139,9 +155,38 @@ def _guard_io(records: Iterator[_Record], label: str) -> Iterator[_Record]:
     try:
         yield from records
     except UnicodeDecodeError as e:
-        raise BadInputError(f"{label}: not valid UTF-8 text ({e.reason} at byte {e.start})") from e
+        raise BadInputError(f"not valid UTF-8 ({e.reason} at byte {e.start})", file=label) from e
     except OSError as e:
-        raise BadInputError(f"{label}: cannot read ({e})") from e
+        raise BadInputError(f"cannot read ({e.strerror or e})", file=label) from e
+
+
+def _check_decoded(row: Any) -> None:
+    """A row holding a byte that was not UTF-8 (read as a lone surrogate) is bad: it names the field."""
+    undecoded = _undecoded(row)
+    if undecoded:
+        raise _BadRow("invalid_utf8", f"not valid UTF-8 ({undecoded[1]})", undecoded[0])
+
+
+def _undecoded(row: Any) -> tuple[str | None, str] | None:
+    """(top-level field, "byte 0x..") of the first byte in ``row`` that was not UTF-8 (read as a lone surrogate)."""
+
+    def find(value: Any) -> str | None:
+        if isinstance(value, str):
+            hit = _UNDECODED.search(value)
+            return f"byte 0x{ord(hit.group()) - 0xDC00:02x}" if hit else None
+        if isinstance(value, dict):
+            return next((h for k, v in value.items() for h in (find(k), find(v)) if h), None)
+        if isinstance(value, list):
+            return next((h for h in map(find, value) if h), None)
+        return None
+
+    if not isinstance(row, dict):
+        return None
+    for key, value in row.items():
+        hit = find(value) or find(key)
+        if hit:
+            return (None if _UNDECODED.search(str(key)) else str(key)), hit
+    return None
 
 
 def _jsonl_lines(lines: Iterator[str], first_lineno: int = 1) -> Iterator[_Record]:
@@ -150,32 +195,40 @@ def _jsonl_lines(lines: Iterator[str], first_lineno: int = 1) -> Iterator[_Recor
         if not line.strip():  # blank lines (e.g. a trailing newline) are not rows
             continue
         where = f"line {lineno}"
-        try:
-            value: Any = json.loads(line)
-        except json.JSONDecodeError as e:
-            value = _BadRow("invalid_json", f"invalid JSON ({e.msg} at column {e.colno})")
+        undecoded = _UNDECODED.search(line)
+        value: Any
+        if undecoded:  # named by its column, wherever it is (inside a string or not)
+            byte = ord(undecoded.group()) - 0xDC00
+            value = _BadRow("invalid_utf8", f"not valid UTF-8 (byte 0x{byte:02x} at column {undecoded.start() + 1})")
         else:
-            if not isinstance(value, dict):
-                value = _BadRow("malformed_row", f"expected a JSON object, got {type(value).__name__}")
+            try:
+                value = json.loads(line.rstrip("\r\n"))  # an error at the end of the line is named in it, not after
+            except json.JSONDecodeError as e:
+                value = _BadRow("invalid_json", f"invalid JSON ({e.msg} at column {e.colno})")
+            else:
+                if not isinstance(value, dict):
+                    value = _BadRow("malformed_row", f"expected a JSON object, got {type(value).__name__}")
         yield _Record(index, where, value)
         index += 1
 
 
 def _jsonl_records(file: Path) -> Iterator[_Record]:
     # Read line by line ourselves (not via datasets) so that a broken line is reported by its number.
-    with open(file, encoding=_ENCODING) as f:
+    with open(file, encoding=_ENCODING, errors=_ERRORS) as f:
         yield from _jsonl_lines(f)
 
 
 def _json_records(file: Path) -> Iterator[_Record]:
     """A .json file is a JSON array of rows, an object {"data": [rows]} (SQuAD / HF export), or JSON lines."""
-    text = file.read_text(encoding=_ENCODING)
+    text = file.read_text(encoding=_ENCODING, errors=_ERRORS)
     head = text.lstrip()[:1]
     if head == "[":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise BadInputError(f"{file} line {e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from e
+            raise BadInputError(
+                f"invalid JSON ({e.msg} at column {e.colno})", file=str(file), where=f"line {e.lineno}"
+            ) from e
         yield from _array_records(data, "row index {}")
         return
     try:
@@ -190,7 +243,9 @@ def _json_records(file: Path) -> Iterator[_Record]:
     elif isinstance(data, dict):  # a JSON-lines file that holds a single row
         yield _Record(0, "line 1", data)
     else:
-        raise BadInputError(f"{file}: expected JSON rows (array, JSON lines or {{'data': [...]}}), got {type(data)}")
+        raise BadInputError(
+            f"expected JSON rows (array, JSON lines or {{'data': [...]}}), got {type(data).__name__}", file=str(file)
+        )
 
 
 def _array_records(items: list, where: str) -> Iterator[_Record]:
@@ -202,11 +257,11 @@ def _array_records(items: list, where: str) -> Iterator[_Record]:
 def _csv_records(file: Path) -> Iterator[_Record]:
     # News documents exceed the csv module's default 128 KiB field limit.
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with open(file, encoding=_ENCODING, newline="") as f:
+    with open(file, encoding=_ENCODING, errors=_ERRORS, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if not header:
-            raise BadInputError(f"{file}: empty CSV file (no header line)")
+            raise BadInputError("empty CSV file (no header line)", file=str(file))
         end_of_previous, index = reader.line_num, 0
         for cells in reader:
             # A quoted field may span lines: report the line the row starts on.
@@ -230,7 +285,7 @@ def _parquet_records(file: Path) -> Iterator[_Record]:
     try:
         parquet = pq.ParquetFile(file)
     except (pa.ArrowException, OSError) as e:
-        raise BadInputError(f"{file}: not a readable parquet file ({e})") from e
+        raise BadInputError(f"not a readable parquet file ({e})", file=str(file)) from e
     index = 0
     try:
         for batch in parquet.iter_batches(batch_size=1024):
@@ -238,7 +293,7 @@ def _parquet_records(file: Path) -> Iterator[_Record]:
                 yield _Record(index, f"row index {index}", row)
                 index += 1
     except pa.ArrowException as e:
-        raise BadInputError(f"{file} after row index {index - 1}: cannot read ({e})") from e
+        raise BadInputError(f"cannot read ({e})", file=str(file), where=f"after row index {index - 1}") from e
 
 
 def _hub_records(hub_id: str, hub_config: str | None, split: str, label: str) -> Iterator[_Record]:
@@ -259,14 +314,14 @@ def _text(row: dict, column: str, name: str | None = None) -> str:
     """The non-empty string in row[column]; ``name`` is how the field is named in messages."""
     name = name or column
     if column not in row:
-        raise _BadRow("missing_column", f"missing column '{column}' (columns present: {', '.join(map(str, row))})")
+        raise _BadRow("missing_column", f"missing (columns present: {', '.join(map(str, row))})", column)
     value = row[column]
     if value is None:
-        raise _BadRow("null_field", f"field '{name}' is null")
+        raise _BadRow("null_field", "null, expected a non-empty string", name)
     if not isinstance(value, str):
-        raise _BadRow("non_string_field", f"field '{name}' is {type(value).__name__}, expected a string")
+        raise _BadRow("non_string_field", f"{type(value).__name__}, expected a string", name)
     if not value.strip():
-        raise _BadRow("empty_field", f"field '{name}' is empty")
+        raise _BadRow("empty_field", "empty" if not value else "whitespace only", name)
     return value
 
 
@@ -275,17 +330,17 @@ def _row_id(row: dict, id_column: str | None, split: str, index: int) -> str:
         return f"{split}-{index}"
     value = row[id_column]
     if value is None:
-        raise _BadRow("null_field", f"field '{id_column}' (id) is null")
+        raise _BadRow("null_field", "null, expected an id (a string or an integer)", id_column)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise _BadRow("non_string_field", f"field '{id_column}' (id) is {type(value).__name__}")
+        raise _BadRow("non_string_field", f"{type(value).__name__}, expected an id (a string or an integer)", id_column)
     if isinstance(value, str) and not value.strip():
-        raise _BadRow("empty_field", f"field '{id_column}' (id) is empty")
+        raise _BadRow("empty_field", "empty id", id_column)
     return str(value)
 
 
 def _check_unique(row_id: str, seen: set[str], id_column: str | None) -> None:
     if row_id in seen:
-        raise _BadRow("duplicate_id", f"duplicate id {row_id!r} in field '{id_column or 'id'}'")
+        raise _BadRow("duplicate_id", f"duplicate id {row_id!r}", id_column or "id")
     seen.add(row_id)
 
 
@@ -327,6 +382,7 @@ def load_summarization(
             if isinstance(record.value, _BadRow):
                 raise record.value
             raw = record.value
+            _check_decoded(raw)
             document = _text(raw, document_column)
             summary = _text(raw, summary_column)
             row_id = _row_id(raw, id_column, split, record.index)
@@ -355,7 +411,7 @@ def _expand_squad(records: Iterator[_Record]) -> Iterator[_Record]:
             continue
         paragraphs = article["paragraphs"]
         if not isinstance(paragraphs, list):
-            yield _Record(index, record.where, _BadRow("malformed_row", "field 'paragraphs' is not a list"))
+            yield _Record(index, record.where, _BadRow("malformed_row", "not a list", "paragraphs"))
             index += 1
             continue
         for j, paragraph in enumerate(paragraphs):
@@ -377,27 +433,27 @@ def _answers(raw: dict) -> list[tuple[str, int | None]]:
     """(text, answer_start) pairs from either layout: official [{"text", "answer_start"}] or HF
     {"text": [...], "answer_start": [...]}."""
     if "answers" not in raw:
-        raise _BadRow("missing_column", f"missing column 'answers' (columns present: {', '.join(map(str, raw))})")
+        raise _BadRow("missing_column", f"missing (columns present: {', '.join(map(str, raw))})", "answers")
     answers = raw["answers"]
     if answers is None:
         return []
     if isinstance(answers, dict):
         texts, starts = answers.get("text"), answers.get("answer_start")
         if not isinstance(texts, list) or not (starts is None or isinstance(starts, list)):
-            raise _BadRow("malformed_row", "field 'answers' must hold lists 'text' and 'answer_start'")
+            raise _BadRow("malformed_row", "must hold lists 'text' and 'answer_start'", "answers")
         if starts is None:
             starts = [None] * len(texts)
         if len(starts) != len(texts):
-            raise _BadRow("malformed_row", f"field 'answers' has {len(texts)} texts but {len(starts)} starts")
+            raise _BadRow("malformed_row", f"{len(texts)} texts but {len(starts)} starts", "answers")
         return list(zip(texts, starts, strict=True))
     if isinstance(answers, list):
         pairs = []
         for k, answer in enumerate(answers):
             if not isinstance(answer, dict) or "text" not in answer:
-                raise _BadRow("malformed_row", f"field 'answers[{k}]' must be an object with 'text'")
+                raise _BadRow("malformed_row", f"answers[{k}] must be an object with 'text'", "answers")
             pairs.append((answer["text"], answer.get("answer_start")))
         return pairs
-    raise _BadRow("malformed_row", f"field 'answers' is {type(answers).__name__}, expected a list or an object")
+    raise _BadRow("malformed_row", f"{type(answers).__name__}, expected a list or an object", "answers")
 
 
 def _locate(context: str, text: str, start: Any, k: int) -> int:
@@ -409,7 +465,7 @@ def _locate(context: str, text: str, start: Any, k: int) -> int:
         hits.append(at)
         at = context.find(text, at + 1)
     if not hits:
-        raise _BadRow("bad_answer", f"field 'answers' text[{k}] {text[:60]!r} does not occur in the context")
+        raise _BadRow("bad_answer", f"text[{k}] {text[:60]!r} does not occur in the context", "answers")
     near = start if isinstance(start, int) and not isinstance(start, bool) else 0
     return min(hits, key=lambda h: abs(h - near))
 
@@ -426,7 +482,7 @@ def _squad_row(raw: dict, split: str, index: int) -> dict:
     texts, starts = [], []
     for k, (text, start) in enumerate(pairs):
         if not isinstance(text, str) or not text.strip():
-            raise _BadRow("empty_field", f"field 'answers' text[{k}] is empty or not a string")
+            raise _BadRow("empty_field", f"text[{k}] is empty or not a string", "answers")
         texts.append(text)
         starts.append(_locate(context, text, start, k))
     return {
@@ -466,6 +522,7 @@ def load_squad(
         try:
             if isinstance(record.value, _BadRow):
                 raise record.value
+            _check_decoded(record.value)
             row = _squad_row(record.value, split, record.index)
             _check_unique(row["id"], seen, "id")
         except _BadRow as bad:
@@ -504,17 +561,24 @@ def stream_rows(
 
     For streaming consumers (``python -m conseq.score``): rows come back as read, all fields kept; bad rows raise
     BadInputError naming file, line and field (``on_bad_row="error"``) or are skipped and counted in ``stats``.
+    A missing or unreadable file raises when this is called, before any row is read; a file without one usable
+    row raises at its end.
     """
     _check_source(path, None, on_bad_row)
     label, records = _read_records(path, None, None, "input")
     policy = _Policy(label, on_bad_row)
     if stats is not None:
         policy.stats = stats
+    return _stream(records, policy, text_columns)
+
+
+def _stream(records: Iterator[_Record], policy: _Policy, text_columns: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
     for record in records:
         policy.stats.rows_read += 1
         try:
             if isinstance(record.value, _BadRow):
                 raise record.value
+            _check_decoded(record.value)
             for column in text_columns:
                 _text(record.value, column)
         except _BadRow as bad:
@@ -522,3 +586,4 @@ def stream_rows(
             continue
         policy.stats.rows_kept += 1
         yield record.index, record.value
+    policy.finish()

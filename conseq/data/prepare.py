@@ -26,11 +26,20 @@ HELD_OUT_SHARE = 0.05
 MAX_HELD_OUT = 500
 
 
-def _file_fingerprint(path: str) -> dict[str, str]:
+def _file_fingerprint(path: str, knob: str) -> dict[str, str]:
     file = Path(path)
+    if file.is_dir():
+        raise loading.BadInputError(f"a directory, not a file ({knob})", file=path)
     if not file.is_file():
-        raise loading.BadInputError(f"{path}: no such file (data.*_file)")
-    return {"path": str(file.resolve()), "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
+        raise loading.BadInputError(f"no such file ({knob})", file=path)
+    digest = hashlib.sha256()
+    try:
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as e:
+        raise loading.BadInputError(f"cannot read ({e.strerror or e}; {knob})", file=path) from e
+    return {"path": str(file.resolve()), "sha256": digest.hexdigest()}
 
 
 def _caps(cfg: DataConfig) -> dict[str, int | None]:
@@ -52,7 +61,7 @@ def summarization_spec(cfg: DataConfig) -> dict[str, Any]:
         files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
         if not any(files.values()):
             raise ValueError("data=jsonl needs at least data.train_file (and usually validation/test files)")
-        spec["files"] = {split: _file_fingerprint(p) for split, p in files.items() if p}
+        spec["files"] = {split: _file_fingerprint(p, f"data.{split}_file") for split, p in files.items() if p}
     else:
         raise ValueError(f"data.source={cfg.source!r}: choose newsworld, hub or files")
     if cfg.source != "newsworld":
@@ -104,17 +113,21 @@ def _load_summarization(cfg: DataConfig) -> tuple[dict[str, list[dict]], dict[st
             for reason, count in stats.skipped_by_reason.items():
                 metrics[f"{split}_skipped_{reason}"] = count
         if "validation" not in splits and "train" in splits:
-            splits["train"], splits["validation"] = _hold_out(splits["train"])
+            source = cfg.train_file if cfg.source == "files" else cfg.hub_id
+            splits["train"], splits["validation"] = _hold_out(splits["train"], source, "data.validation_file")
             metrics["validation_held_out_from_train"] = len(splits["validation"])
     metrics.update({f"{split}_rows": len(rows) for split, rows in splits.items()})
     metrics["rows_skipped"] = sum(v for k, v in metrics.items() if k.endswith("_rows_skipped"))
     return splits, metrics
 
 
-def _hold_out(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+def _hold_out(rows: list[dict], source: str | None, knob: str) -> tuple[list[dict], list[dict]]:
     n = min(MAX_HELD_OUT, max(1, int(len(rows) * HELD_OUT_SHARE)))
     if len(rows) < 2:
-        raise loading.BadInputError("need at least 2 training rows to hold out a validation split")
+        raise loading.BadInputError(
+            f"{len(rows)} usable training row: a validation split is held out of at least 2 (or give {knob})",
+            file=source,
+        )
     return rows[:-n], rows[-n:]
 
 
@@ -141,7 +154,9 @@ def qa_spec(cfg: QADataConfig, world: dict[str, Any] | None) -> dict[str, Any]:
         if not cfg.train_file:
             raise ValueError("qa_data=squad_files needs qa_data.train_file")
         spec["files"] = {
-            s: _file_fingerprint(p) for s, p in (("train", cfg.train_file), ("validation", cfg.validation_file)) if p
+            s: _file_fingerprint(p, f"qa_data.{s}_file")
+            for s, p in (("train", cfg.train_file), ("validation", cfg.validation_file))
+            if p
         }
     else:
         raise ValueError(f"qa_data.source={cfg.source!r}: choose newsworld, hub or files")
@@ -185,7 +200,8 @@ def build_qa(art: Artifact, cfg: QADataConfig, world: dict[str, Any], *, force: 
             for reason, count in stats.skipped_by_reason.items():
                 metrics[f"{split}_skipped_{reason}"] = count
         if "validation" not in splits:
-            splits["train"], splits["validation"] = _hold_out(splits["train"])
+            source = cfg.train_file if cfg.source == "files" else cfg.hub_id or "squad"
+            splits["train"], splits["validation"] = _hold_out(splits["train"], source, "qa_data.validation_file")
     for split, cap in (("train", cfg.max_train_rows), ("validation", cfg.max_validation_rows)):
         if cap:
             splits[split] = splits[split][:cap]

@@ -23,7 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conseq.artifacts import Artifact, open_artifact
+from conseq.artifacts import Artifact, open_artifact, write_text
+from conseq.errors import BadInputError
 from conseq.report import sections
 from conseq.report.render import esc, page, section
 
@@ -76,8 +77,10 @@ def write_report(target: str | Path, out: str | Path = "report.html", **knobs: A
     else:
         raise FileNotFoundError(f"{target} is neither an artifact folder nor a scored .jsonl file")
     out = Path(out)
+    if out.is_dir():
+        raise BadInputError("a directory: out= names the .html file to write", file=str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page(title, body), encoding="utf-8")
+    write_text(out, page(title, body))  # whole or not at all
     return {"report": str(out.resolve()), "kind": kind, "source": str(target.resolve())}
 
 

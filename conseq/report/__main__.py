@@ -81,9 +81,8 @@ if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(USAGE)
         sys.exit(0 if len(sys.argv) >= 2 else 2)
-    try:
-        summary = main(sys.argv[1:])
-    except (ValueError, FileNotFoundError) as err:
-        print(f"conseq.report: {err}", file=sys.stderr)
-        sys.exit(2)
+    from conseq.errors import user_errors
+
+    # a bad argument, input file or full disk: one line "conseq: error: …" and exit status 2 (conseq/errors.py)
+    summary = user_errors(main, also=(ValueError,))(sys.argv[1:])
     print(json.dumps(summary), flush=True)

@@ -15,14 +15,19 @@ counts (several raters: one CSV with a row per judgement), draws the paper's bet
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import os
 import random
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from conseq.artifacts import Artifact, cached, read_jsonl, write_json
+from conseq.errors import BadInputError
 from conseq.report.render import esc, image_data_uri, page, table, text
 
 QUESTIONS = {
@@ -68,8 +73,12 @@ function conseqDownload() {
 </script>"""
 
 
-class HumanEvalError(ValueError):
-    """Bad input to the tally: the message names the file, row and field."""
+class HumanEvalError(BadInputError):
+    """Bad input to the tally: the message names the file, line and field."""
+
+
+# Bytes of the sheet that are not UTF-8 are read as lone surrogates, so that the error names their line and field.
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 # ------------------------------------------------------------------------------------------------------ sheet
@@ -160,34 +169,49 @@ def form_html(rows: list[dict[str, str]]) -> str:
 
 def read_answers(path: Path, key: dict[str, Any]) -> list[dict[str, str]]:
     """The filled sheet's judgements, checked: every column present, every item in the key, every answer one of
-    ANSWERS. Errors name the file, the row (1 = the first under the header) and the field."""
+    ANSWERS. Errors name the file, the line (1 = the header; a quoted cell may span lines: the row's first) and
+    the field."""
+    file = str(path)
+    rows: list[tuple[int, dict[str, str]]] = []
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the documents exceed the csv module's 128 KiB default
     try:
-        with Path(path).open(newline="", encoding="utf-8-sig") as f:
+        with Path(path).open(newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
             reader = csv.DictReader(f)
-            header = reader.fieldnames or []
+            header = reader.fieldnames
+            if not header:
+                raise HumanEvalError("empty file (no header line)", file=file)
             missing = [c for c in ("item", *QUESTIONS) if c not in header]
             if missing:
                 raise HumanEvalError(
-                    f"{path}: missing column(s) {', '.join(missing)} (the sheet's columns: {', '.join(COLUMNS)})"
+                    f"missing (the sheet's columns: {', '.join(COLUMNS)})",
+                    file=file,
+                    where="line 1",
+                    field=", ".join(missing),
                 )
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise HumanEvalError(f"{path}: cannot read it as a CSV sheet ({err})") from err
+            end = reader.line_num
+            for row in reader:
+                rows.append((end + 1, row))
+                end = reader.line_num
+    except (OSError, csv.Error) as err:
+        what = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise HumanEvalError(f"cannot read it as a CSV sheet ({what})", file=file) from err
     if not rows:
-        raise HumanEvalError(f"{path}: no rows under the header")
-    for number, row in enumerate(rows, 1):
+        raise HumanEvalError("no rows under the header", file=file)
+    for line, row in rows:
+        where = {"file": file, "where": f"line {line}"}
+        for field, value in row.items():
+            if _UNDECODED.search(str(field) + str(value)):
+                raise HumanEvalError("not valid UTF-8", field=str(field), **where)
         item = (row.get("item") or "").strip()
         if item not in key["items"]:
-            raise HumanEvalError(f"{path}, row {number}, field item: {item!r} is not an item of the key file")
+            raise HumanEvalError(f"{item!r} is not an item of the key file", field="item", **where)
         for field in QUESTIONS:
             answer = (row.get(field) or "").strip().lower()
             if answer not in ANSWERS:
-                raise HumanEvalError(
-                    f"{path}, row {number}, field {field}: {row.get(field)!r} is not one of {', '.join(ANSWERS)}"
-                )
+                raise HumanEvalError(f"{row.get(field)!r} is not one of {', '.join(ANSWERS)}", field=field, **where)
             row[field] = answer
         row["item"] = item
-    return rows
+    return [row for _, row in rows]
 
 
 def tally(rows: list[dict[str, str]], key: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -221,25 +245,41 @@ def write_results(csv_path: Path, key_path: Path, out: Path) -> dict[str, Any]:
     try:
         key = json.loads(Path(key_path).read_text())
     except (OSError, ValueError) as err:
-        raise HumanEvalError(f"{key_path}: cannot read the key file ({err})") from err
+        what = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise HumanEvalError(f"cannot read the key file ({what})", file=str(key_path)) from err
     if not isinstance(key, dict) or not {"models", "items"} <= set(key):
-        raise HumanEvalError(f"{key_path}: not a key file written with the sheet (it needs 'models' and 'items')")
+        raise HumanEvalError(
+            "not a key file written with the sheet (it needs 'models' and 'items')", file=str(key_path)
+        )
     rows = read_answers(csv_path, key)
     results = tally(rows, key)
     out.mkdir(parents=True, exist_ok=True)
     system, baseline = key["models"][1], key["models"][0]
     summary = {"comparison": f"{system} vs {baseline}", "judgements": len(rows), "questions": results}
-    write_json(out / "results.json", summary)
     chart = out / "chart.png"
-    draw_chart(results, system, baseline, chart)
-    cells = [[text(q)] + [text(r[a]) for a in ANSWERS] + [text(f"{r['p_value']:.4g}")] for q, r in results.items()]
-    headers = [("question", False)] + [(a, False) for a in ANSWERS] + [("sign test p (two-sided)", False)]
-    body = (
-        f"<p>{len(rows)} judgements of {esc(csv_path)}; answers are about <b>{esc(system)}</b> compared with "
-        f"<b>{esc(baseline)}</b>.</p>{table(headers, cells, sortable=False)}"
-        f'<img alt="better / worse / same" src="{image_data_uri(chart)}">'
-    )
-    (out / "results.html").write_text(page(f"Human evaluation: {system} vs {baseline}", body))
+    names = ("results.json", "chart.png", "results.html")
+    # All three are written under temporary names and renamed at the end: a full disk leaves none of them.
+    tmp = {name: out / f"{name}.tmp" for name in names}
+    try:
+        write_json(tmp["results.json"], summary)
+        draw_chart(results, system, baseline, tmp["chart.png"])
+        cells = [[text(q)] + [text(r[a]) for a in ANSWERS] + [text(f"{r['p_value']:.4g}")] for q, r in results.items()]
+        headers = [("question", False)] + [(a, False) for a in ANSWERS] + [("sign test p (two-sided)", False)]
+        body = (
+            f"<p>{len(rows)} judgements of {esc(csv_path)}; answers are about <b>{esc(system)}</b> compared with "
+            f"<b>{esc(baseline)}</b>.</p>{table(headers, cells, sortable=False)}"
+            f'<img alt="better / worse / same" src="{image_data_uri(tmp["chart.png"])}">'
+        )
+        tmp["results.html"].write_text(page(f"Human evaluation: {system} vs {baseline}", body), encoding="utf-8")
+    except OSError as err:
+        for path in tmp.values():
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if err.filename is None and err.errno is not None:  # a failed write names no file: name the folder
+            raise OSError(err.errno, err.strerror, str(out)) from err
+        raise
+    for name in names:
+        os.replace(tmp[name], out / name)
     return {**summary, "results": str(out / "results.json"), "chart": str(chart), "html": str(out / "results.html")}
 
 
@@ -268,5 +308,5 @@ def draw_chart(results: dict[str, dict[str, Any]], system: str, baseline: str, p
     ax.set_xlabel(f"% of judgements: {system} vs {baseline}")
     ax.legend(ncols=3, fontsize=8, loc="lower center", bbox_to_anchor=(0.45, 1.0), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")  # the name may end in .tmp
     plt.close(fig)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conseq.artifacts import Artifact, cached, model_identity, read_jsonl
+from conseq.errors import BadInputError
 from conseq.report.render import (
     Cell,
     esc,
@@ -97,23 +98,30 @@ def scored_file_section(
     """A ``conseq.score`` QUALS output: its first ``rows`` rows sortable by QUALS (lowest first), each with its
     QA pairs (coloured tokens where they were kept: ``quals.token_logprobs=true``)."""
     records = []
-    with Path(path).open(encoding="utf-8") as f:
-        for line_number, line in enumerate(f, 1):
+    with Path(path).open("rb") as f:  # decoded line by line, so that a byte that is not UTF-8 is named by its line
+        for line_number, raw in enumerate(f, 1):
+            where = {"file": str(path), "where": f"line {line_number}"}
+            try:
+                line = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                byte = f"byte 0x{raw[err.start]:02x} at column {err.start + 1}"
+                raise BadInputError(f"not valid UTF-8 ({byte})", **where) from err
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path} line {line_number}: not JSON ({err})") from err
-            for field in (summary_column, "quals", "qa_pairs"):
-                if field not in row:
-                    raise ValueError(
-                        f"{path} line {line_number}: no field {field!r}; the report reads conseq.score's QUALS output "
-                        f"(fields {summary_column!r}, 'quals', 'qa_pairs'; summary_column= names another summary field)"
-                    )
+                raise BadInputError(f"not JSON ({err.msg} at column {err.colno})", **where) from err
+            if not isinstance(row, dict):
+                raise BadInputError(f"expected a JSON object, got {type(row).__name__}", **where)
+            problem = _scored_row_problem(row, summary_column)
+            if problem:
+                raise BadInputError(problem[1], field=problem[0], **where)
             records.append((line_number, row))
             if len(records) >= rows:
                 break
+    if not records:
+        raise BadInputError("no scored rows (the report reads conseq.score's QUALS output)", file=str(path))
     with_tokens = any(p.get("tokens") is not None for _, r in records for p in r["qa_pairs"])
     scored = [i for i, (_, row) in enumerate(records) if row["quals"] is not None]
     worst = min(scored, key=lambda i: records[i][1]["quals"], default=None)
@@ -140,6 +148,29 @@ def scored_file_section(
         + (logprob_legend() if with_tokens else "")
         + table(headers, cells, default_sort=(2, "asc"), ident="scored-rows")
     )
+
+
+def _scored_row_problem(row: dict, summary_column: str) -> tuple[str, str] | None:
+    """(field, what is wrong) of a row that is not conseq.score's QUALS output, or None."""
+    for field in (summary_column, "quals", "qa_pairs"):
+        if field not in row:
+            return field, (
+                f"missing; the report reads conseq.score's QUALS output (fields {summary_column!r}, 'quals', "
+                "'qa_pairs'; summary_column= names another summary field)"
+            )
+    summary, quals, pairs = row[summary_column], row["quals"], row["qa_pairs"]
+    if not isinstance(summary, str) or not summary.strip():
+        kind = "null" if summary is None else type(summary).__name__
+        return summary_column, "empty" if isinstance(summary, str) else f"{kind}, expected a string"
+    if quals is not None and (isinstance(quals, bool) or not isinstance(quals, int | float)):
+        return "quals", f"{type(quals).__name__}, expected a number or null"
+    if not isinstance(pairs, list):
+        return "qa_pairs", f"{type(pairs).__name__}, expected a list of QA pairs"
+    for k, pair in enumerate(pairs):
+        fields = {"question": str, "answer": str, "ll_source": int | float, "ll_summary": int | float}
+        if not isinstance(pair, dict) or not all(isinstance(pair.get(f), t) for f, t in fields.items()):
+            return "qa_pairs", f"qa_pairs[{k}] is not a pair {{question, answer, ll_source, ll_summary}}"
+    return None
 
 
 def _oracle(row: dict, summary: str) -> Any | None:

@@ -73,12 +73,16 @@ def test_pipeline_reports_every_model(pipeline):
     regime = result["metrics"]["regime"]
     assert regime["rows"] == models["mle"]["rows"] and 0 <= regime["standard_error"] < 0.5
     assert set(regime["mle_error_groups"]) == {"reference_taught", "name_blends", "bindings", "other"}
-    ratio = models["mle_clean"]["hallucination_rate"] / models["mle"]["hallucination_rate"]
-    assert regime["clean_reference_ratio"] == pytest.approx(ratio)
-    assert "MLE trained on clean references (mle_clean)" in table and "× MLE" in table
-    # Reranking decodes the MLE model's beams and keeps the best by QUALS: never a lower QUALS on average.
+    base = models["mle"]["hallucination_rate"]
+    if base:  # the smoke models may never hallucinate (or write anything): no ratio then
+        assert regime["clean_reference_ratio"] == pytest.approx(models["mle_clean"]["hallucination_rate"] / base)
+        assert "MLE trained on clean references (mle_clean)" in table and "× MLE" in table
+    else:
+        assert regime["clean_reference_ratio"] is None
+    assert "MLE's summaries with an error of each group" in table
+    # Reranking decodes the MLE model's beams and keeps the best of them by QUALS, which scores every one.
     assert 0 <= models["mle+rerank"]["rerank_changed"] <= 1
-    assert models["mle+rerank"]["quals"] >= models["mle"]["quals"] - 1e-9
+    assert models["mle+rerank"]["quals_null"] <= models["mle"]["quals_null"]
     assert "| model |" in proc.stderr  # the table is printed on stderr too
     saved = json.loads((artifact / "metrics.json").read_text())
     assert set(saved["models"]) == set(models)

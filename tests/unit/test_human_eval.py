@@ -140,13 +140,13 @@ def test_bad_sheets_name_file_row_and_field(sheet, tmp_path):
         row.update(dict.fromkeys(QUESTIONS, "same"))
     cases = [
         ("missing.csv", rows, [c for c in COLUMNS if c != "informativeness"],
-         r"missing\.csv: missing column\(s\) informativeness"),
+         r"missing\.csv line 1 field informativeness: missing"),
         ("answer.csv", [rows[0], {**rows[1], "grammaticality": "meh"}], COLUMNS,
-         r"answer\.csv, row 2, field grammaticality: 'meh' is not one of better, worse, same"),
+         r"answer\.csv line 3 field grammaticality: 'meh' is not one of better, worse, same"),
         ("empty_answer.csv", [{**rows[0], "factual_consistency": ""}], COLUMNS,
-         r"empty_answer\.csv, row 1, field factual_consistency: '' is not one of"),
+         r"empty_answer\.csv line 2 field factual_consistency: '' is not one of"),
         ("item.csv", [rows[0], rows[1], {**rows[2], "item": "999"}], COLUMNS,
-         r"item\.csv, row 3, field item: '999' is not an item of the key file"),
+         r"item\.csv line \d+ field item: '999' is not an item of the key file"),
         ("header_only.csv", [], COLUMNS, r"header_only\.csv: no rows"),
     ]  # fmt: skip
     for name, content, columns, message in cases:
@@ -161,7 +161,7 @@ def test_bad_sheets_name_file_row_and_field(sheet, tmp_path):
         [sys.executable, "-m", "conseq.report", f"human_eval_results={tmp_path / 'answer.csv'}", f"key={key_path}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert proc.returncode == 2 and "row 2, field grammaticality" in proc.stderr
+    assert proc.returncode == 2 and "answer.csv line 3 field grammaticality" in proc.stderr
 
 
 def test_models_must_be_two_of_the_evaluation(fake_cache, tmp_path):

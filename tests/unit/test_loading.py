@@ -66,13 +66,15 @@ def test_broken_json_line_named_by_line_number(tmp_path, caplog):
         (
             {"id": "b", "summary": SUM},
             "missing_column",
-            r"missing column 'document' \(columns present: id, summary\)",
+            r"field document: missing \(columns present: id, summary\)",
         ),
-        ({"id": "b", "document": None, "summary": SUM}, "null_field", "field 'document' is null"),
-        ({"id": "b", "document": DOC, "summary": 3}, "non_string_field", "field 'summary' is int"),
-        ({"id": "b", "document": " \n\t", "summary": SUM}, "empty_field", "field 'document' is empty"),
-        ({"id": "a0", "document": DOC, "summary": SUM}, "duplicate_id", "duplicate id 'a0'"),
-        ({"id": None, "document": DOC, "summary": SUM}, "null_field", "field 'id' \\(id\\) is null"),
+        ({"id": "b", "document": None, "summary": SUM}, "null_field", "field document: null, expected a"),
+        ({"id": "b", "document": DOC, "summary": 3}, "non_string_field", "field summary: int, expected a string"),
+        ({"id": "b", "document": DOC, "summary": ["a"]}, "non_string_field", "field summary: list, expected a"),
+        ({"id": "b", "document": " \n\t", "summary": SUM}, "empty_field", "field document: whitespace only"),
+        ({"id": "b", "document": "", "summary": SUM}, "empty_field", "field document: empty"),
+        ({"id": "a0", "document": DOC, "summary": SUM}, "duplicate_id", "field id: duplicate id 'a0'"),
+        ({"id": None, "document": DOC, "summary": SUM}, "null_field", "field id: null, expected an id"),
     ],
 )
 def test_bad_rows_skipped_or_raised(tmp_path, bad, reason, message):
@@ -80,8 +82,8 @@ def test_bad_rows_skipped_or_raised(tmp_path, bad, reason, message):
     rows, stats = load_summarization(split="train", path=path)
     assert [r["id"] for r in rows] == ["a0", "a1", "a2"]
     assert stats.rows_skipped == 1 and stats.skipped_by_reason == {reason: 1}
-    assert "d.jsonl line 3: " in stats.first_skips[0]
-    with pytest.raises(BadInputError, match=rf"d\.jsonl line 3: {message}"):
+    assert "d.jsonl line 3 field " in stats.first_skips[0]
+    with pytest.raises(BadInputError, match=rf"d\.jsonl line 3 {message}"):
         load_summarization(split="train", path=path, on_bad_row="error")
 
 
@@ -110,7 +112,7 @@ def test_json_array_json_lines_and_data_object(tmp_path):
 def test_json_array_bad_element_named_by_row_index(tmp_path):
     path = tmp_path / "a.json"
     path.write_text(json.dumps([*rows_ok(2), {"id": "z", "document": DOC}]), encoding="utf-8")
-    with pytest.raises(BadInputError, match=r"a\.json row index 2: missing column 'summary'"):
+    with pytest.raises(BadInputError, match=r"a\.json row index 2 field summary: missing"):
         load_summarization(split="train", path=str(path), on_bad_row="error")
 
 
@@ -133,7 +135,7 @@ def test_csv_line_numbers_follow_multiline_fields(tmp_path):
         writer.writerow(["c", DOC, SUM])
     rows, stats = load_summarization(split="train", path=str(path))
     assert [r["id"] for r in rows] == ["a", "c"] and rows[0]["document"] == "line one\nline two"
-    assert stats.first_skips == [f"{path} line 4: field 'summary' is empty"]
+    assert stats.first_skips == [f"{path} line 4 field summary: empty"]
 
 
 def test_csv_short_long_and_blank_rows_with_bom(tmp_path):
@@ -156,7 +158,7 @@ def test_parquet(tmp_path):
     )
     rows, stats = load_summarization(split="train", path=str(path))
     assert [r["id"] for r in rows] == ["a0", "a1"] and rows[0]["facts"] == [0]
-    assert stats.first_skips == [f"{path} row index 2: field 'document' is null"]
+    assert stats.first_skips == [f"{path} row index 2 field document: null, expected a non-empty string"]
 
 
 def test_hub_dataset_rows_named_by_hub_id_and_split(monkeypatch):
@@ -172,7 +174,7 @@ def test_hub_dataset_rows_named_by_hub_id_and_split(monkeypatch):
     rows, _ = load_summarization(split="validation", hub_id="org/news", hub_config="v1")
     assert calls == [("org/news", "v1", "validation")] and len(rows) == 2
     with pytest.raises(
-        BadInputError, match=r"hub dataset org/news \(v1\) split validation row index 2: field 'summary'"
+        BadInputError, match=r"hub dataset org/news \(v1\) split validation row index 2 field summary: whitespace"
     ):
         load_summarization(split="validation", hub_id="org/news", hub_config="v1", on_bad_row="error")
 
@@ -195,8 +197,10 @@ def test_unreadable_inputs(tmp_path):
     with pytest.raises(BadInputError, match=r"d\.txt: unsupported file type '\.txt'"):
         load_summarization(split="train", path=str(tmp_path / "d.txt"))
     (tmp_path / "bin.jsonl").write_bytes(b'{"document": "\xff\xfe"}\n')
-    with pytest.raises(BadInputError, match=r"bin\.jsonl: not valid UTF-8"):
+    with pytest.raises(BadInputError, match=r"bin\.jsonl: no usable rows .*line 1: not valid UTF-8 \(byte 0xff"):
         load_summarization(split="train", path=str(tmp_path / "bin.jsonl"))
+    with pytest.raises(BadInputError, match=r"tmp.*: a directory, not a file"):
+        load_summarization(split="train", path=str(tmp_path))
     (tmp_path / "broken.json").write_text('[{"document": "a", ]')
     with pytest.raises(BadInputError, match=r"broken\.json line 1: invalid JSON"):
         load_summarization(split="train", path=str(tmp_path / "broken.json"))
@@ -204,7 +208,7 @@ def test_unreadable_inputs(tmp_path):
 
 def test_no_usable_rows(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"document": "", "summary": SUM}, {"text": DOC}])
-    with pytest.raises(BadInputError, match=r"no usable rows in .*d\.jsonl"):
+    with pytest.raises(BadInputError, match=r"d\.jsonl: no usable rows"):
         load_summarization(split="train", path=path)
 
 
@@ -262,8 +266,8 @@ def test_official_squad_json(tmp_path):
     assert rows[1]["answers"]["answer_start"] == [CONTEXT.rindex("Lisbon")]
     assert stats.skipped_by_reason == {"unanswerable": 1, "bad_answer": 1}
     where = "data[0].paragraphs[0].qas[3]"
-    assert stats.first_skips == [f"{path} {where}: field 'answers' text[0] 'Oslo Bank' does not occur in the context"]
-    with pytest.raises(BadInputError, match=r"qas\[3\]: field 'answers'"):
+    assert stats.first_skips == [f"{path} {where} field answers: text[0] 'Oslo Bank' does not occur in the context"]
+    with pytest.raises(BadInputError, match=r"qas\[3\] field answers: "):
         load_squad(split="train", path=str(path), on_bad_row="error")
 
 
@@ -319,7 +323,7 @@ def test_squad_bad_rows(tmp_path):
         "null_field": 1,
         "duplicate_id": 1,
     }
-    assert stats.first_skips[0].endswith("data[1]: field 'answers' has 2 texts but 1 starts")
+    assert stats.first_skips[0].endswith("data[1] field answers: 2 texts but 1 starts")
 
 
 def test_squad_hub(monkeypatch):

@@ -101,7 +101,7 @@ def test_cli_writes_the_report_and_names_a_bad_row(fake_cache, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "conseq.report", str(bad)], capture_output=True, text=True, timeout=300, cwd=tmp_path
     )
-    assert proc.returncode == 2 and "bad.jsonl line 2: no field 'qa_pairs'" in proc.stderr
+    assert proc.returncode == 2 and "bad.jsonl line 2 field qa_pairs: missing" in proc.stderr
     proc = subprocess.run(
         [sys.executable, "-m", "conseq.report", str(bad), "evidence=3"], capture_output=True, text=True, timeout=300
     )
