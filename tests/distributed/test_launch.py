@@ -101,9 +101,12 @@ def test_evaluate_samples_equal_one_process(roots):
     # The top-k samples behind sampled_hallucination_rate are seeded per fixed chunk of rows, so the 2-process
     # run draws exactly the 1-process run's samples from the same (copied) MLE model.
     one, two, _, _ = roots
-    (mle_key,) = [p.name for p in (one / "cache" / "mle").iterdir() if (p / "_SUCCESS").exists()]
-    rows_one, rows_two = _reference_evaluation(one, mle_key), _reference_evaluation(two, mle_key)
-    assert [r["sample"] for r in rows_one] == [r["sample"] for r in rows_two] and rows_one
+    # (two MLE models: the summarizer and the clean-reference ceiling, mle_clean)
+    keys = [p.name for p in (one / "cache" / "mle").iterdir() if (p / "_SUCCESS").exists()]
+    assert len(keys) == 2
+    for mle_key in keys:
+        rows_one, rows_two = _reference_evaluation(one, mle_key), _reference_evaluation(two, mle_key)
+        assert [r["sample"] for r in rows_one] == [r["sample"] for r in rows_two] and rows_one
 
 
 def test_evaluate_scores_equal_one_process(roots):

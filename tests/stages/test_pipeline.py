@@ -111,7 +111,7 @@ def test_evaluate_accepts_paths_and_reuses_per_model_results(root, pipeline, smo
     assert mle_dir
     result, _ = run_stage(root, "stage=evaluate", *smoke, f"stages.evaluate.models=[mle,{mle_dir}]", env=ENV)
     models = result["metrics"]["models"]
-    assert set(models) == {"reference", "mle", mle_dir}
+    assert set(models) == {"reference", "mle", mle_dir, "mle+rerank"}  # stages.evaluate.rerank adds the last
     # The same weights under two names give the same decoded outputs and scores.
     assert models["mle"]["rougeL"] == pytest.approx(models[mle_dir]["rougeL"])
 
