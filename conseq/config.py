@@ -7,7 +7,7 @@ point converts the composed config once into these dataclasses; library function
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -163,6 +163,11 @@ class QAGenStageConfig(TrainConfig):
     # qagen: passage -> "question<sep>answer" (QUALS) | qg: "answer<sep>passage" -> question (QAGS's question
     # generator; its own artifact kind, see specs.qg)
     mode: str = "qagen"
+    # Share of training questions that also become a SQuAD 2.0-style unanswerable example for QAGen: the same
+    # question on its passage without the sentences holding the answer, target "question<sep>" (empty answer).
+    # It teaches QAGen that an answer the passage does not state is unlikely, whatever else the model knows,
+    # which is what LL(QA pair | document) must measure. Mode qg ignores it.
+    unanswerable_rate: float = 0.0
     # Knobs that differ for mode qg (QAGS's question generator), e.g. {epochs: 1.5}: the two models share the
     # rest of the recipe, but QUALS's QAGen is the one whose sharpness decides the method.
     qg_overrides: dict[str, Any] = field(default_factory=dict)
@@ -174,10 +179,12 @@ class QAGenStageConfig(TrainConfig):
         mode = mode or self.mode
         if mode not in ("qagen", "qg"):
             raise ValueError(f"stages.qagen.mode={mode!r}: choose qagen (QUALS's QAGen) or qg (QAGS's generator)")
-        overrides = self.qg_overrides if mode == "qg" else {}
+        overrides = {"unanswerable_rate": 0.0, **self.qg_overrides} if mode == "qg" else {}
         unknown = (set(overrides) - {f.name for f in fields(self)}) | (set(overrides) & {"mode", "qg_overrides"})
         if unknown:
             raise ValueError(f"stages.qagen.qg_overrides: {sorted(unknown)} are not QAGen training knobs")
+        if not 0 <= self.unanswerable_rate <= 1:
+            raise ValueError(f"stages.qagen.unanswerable_rate must be in [0, 1], got {self.unanswerable_rate}")
         return replace(self, mode=mode, **overrides)
 
 
@@ -242,6 +249,9 @@ class QualsConfig:
     summary_ll: str = "rescore"
     # mean (paper) | min (the worst pair)
     aggregate: str = "mean"
+    # What a QA pair's LL measures: pair (the paper: mean log-probability of question, separator, answer and EOS) |
+    # answer (summed log-probability of the answer and EOS after the question, given the document vs the summary).
+    span: str = "pair"
     max_source_length: int = 1024
     batch_size: int = 16
     max_rows: int = 256
@@ -250,6 +260,14 @@ class QualsConfig:
     # the score and evaluate stages store no QA pairs, so it changes nothing there (and keys nothing).
     # `python -m conseq.score … quals.token_logprobs=true`.
     token_logprobs: bool = False
+
+    def keyed(self, *drop: str) -> dict[str, Any]:
+        """These settings for cache keys, without ``drop``; span joined later and is left out at the paper's
+        "pair", so that artifacts scored before it keep their keys."""
+        settings = {k: v for k, v in asdict(self).items() if k not in drop}
+        if settings.get("span") == "pair":
+            del settings["span"]
+        return settings
 
 
 @dataclass
@@ -355,7 +373,7 @@ class EvaluateStageConfig:
     # Top-k samples per document for sampled_hallucination_rate (0 disables).
     sample_top_k: int = 50
     quals: bool = True
-    # Other consistency scorers of every model's outputs (conseq/scorers.py extra_metrics): qags, factcc.
+    # Other consistency scorers of every model's outputs (conseq/scoring/base.py extra_metrics): qags, factcc.
     # Their models are this config's `qg`/`qa`/`factcc` (trained by the pipeline when null). [] disables.
     extra_scorers: list[str] = field(default_factory=lambda: ["qags", "factcc"])
     entities: bool = True
@@ -364,6 +382,32 @@ class EvaluateStageConfig:
     # beam is its summary; no training), as "<model>+rerank": the decoding-time baseline. null disables.
     rerank: str | None = None
     rerank_models: list[str] = field(default_factory=lambda: ["mle"])
+
+
+@dataclass
+class MetaevalStageConfig:
+    """stage=metaeval: how far each scorer agrees with labels (conseq/metaeval, configs/stages/metaeval/)."""
+
+    # Scorers to meta-evaluate (configs/scorer/<name>.yaml; quals uses stages.score.quals and this config's QAGen).
+    scorers: list[str] = field(default_factory=lambda: ["quals", "rouge", "entity", "entity_strict", "qags", "factcc"])
+    # skip: a scorer whose model is not built is left out, with the command that builds it | error: stop there.
+    missing: str = "skip"
+    # A labelled benchmark (file, folder or hub id, SummaC / LLM-AggreFact layout) instead of the embedded one.
+    input: str | None = None
+    hub_config: str | None = None
+    hub_splits: list[str] | None = None
+    human_score_column: str | None = "human_score"
+    # Embedded benchmark: the models' test summaries too, where stage=evaluate wrote them.
+    models: bool = True
+    # Rows per world split (embedded) or per file / split (input); null = all.
+    max_rows: int | None = None
+    # count: null scores left out of the statistics and counted | lowest: ranked below every score.
+    nulls: str = "count"
+    bootstrap: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+    # Rows per scoring call and per resumable chunk of the per-row scores.
+    chunk_rows: int = 64
 
 
 @dataclass
@@ -378,6 +422,7 @@ class StagesConfig:
     evaluate: EvaluateStageConfig = field(default_factory=EvaluateStageConfig)
     pipeline: PipelineStageConfig = field(default_factory=PipelineStageConfig)
     report: ReportStageConfig = field(default_factory=ReportStageConfig)
+    metaeval: MetaevalStageConfig = field(default_factory=MetaevalStageConfig)
     # QAGS / FactCC (schemas in the block at the end of this file).
     qa: QAStageConfig = field(default_factory=lambda: QAStageConfig())
     factcc: FactCCStageConfig = field(default_factory=lambda: FactCCStageConfig())
@@ -410,7 +455,7 @@ class Config:
     qg_model: ModelConfig = field(default_factory=ModelConfig)
     qa_model: ModelConfig = field(default_factory=ModelConfig)
     factcc_model: ModelConfig = field(default_factory=ModelConfig)
-    # Scorer backends for conseq.scorers.extra_metrics, by name (configs/scorer/<name>.yaml, `_target_` + knobs).
+    # Scorer backends for conseq.scoring.base.extra_metrics, by name (configs/scorer/<name>.yaml, `_target_` + knobs).
     scorers: dict[str, Any] = field(default_factory=dict)
     # Free-form notes from experiment files (shown in spec.json, never keyed).
     notes: dict[str, Any] = field(default_factory=dict)
@@ -439,9 +484,39 @@ class ScoreCLIConfig:
     scorer: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class MetaevalCLIConfig:
+    """`python -m conseq.metaeval input=… scorer=…` (configs/metaeval.yaml)."""
+
+    # A file (json, jsonl, csv, parquet), a folder of them, or a hub dataset id (lytang/LLM-AggreFact).
+    input: str = "???"
+    # The report folder; null = <paths.root>/metaeval/<input name>/<scorer>.
+    output: str | None = None
+    hub_config: str | None = None
+    # Hub splits to read (null = all; their names give the cut: dev/validation/val, test).
+    hub_splits: list[str] | None = None
+    human_score_column: str | None = "human_score"
+    on_bad_row: str = "skip"
+    max_rows: int | None = None
+    # QAGen folder or hub id for scorer=quals; null = the QAGen this project's default config trains.
+    qagen: str | None = None
+    quals: QualsConfig = field(default_factory=QualsConfig)
+    nulls: str = "count"
+    bootstrap: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+    chunk_rows: int = 64
+    # Keep each row's scorer details (QA pairs, entities, …) in scores.jsonl.
+    details: bool = False
+    device: str | None = None
+    force: bool = False
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    scorer: dict[str, Any] = field(default_factory=dict)
+
+
 # ---------------------------------------------------------------------------------------- QAGS and FactCC
 # Stages `qa` (extractive QA model for QAGS) and `factcc` (FactCC-style classifier); scorer knobs live in
-# configs/scorer/*.yaml (instantiated with `_target_`, see conseq/scorers.py).
+# configs/scorer/*.yaml (instantiated with `_target_`, see conseq/scoring/base.py).
 
 
 @dataclass
@@ -488,3 +563,4 @@ class FactCCStageConfig(TrainConfig):
 def register() -> None:
     ConfigStore.instance().store(name="base_config", node=Config)
     ConfigStore.instance().store(name="base_score_cli", node=ScoreCLIConfig)
+    ConfigStore.instance().store(name="base_metaeval_cli", node=MetaevalCLIConfig)

@@ -4,7 +4,7 @@ Each input row (jsonl, json, csv or parquet) keeps its fields and gains ``quals`
 survives the filter) and ``qa_pairs`` (``question``, ``answer``, ``ll_source``, ``ll_summary``; with
 ``quals.token_logprobs=true`` also ``tokens``, ``lp_source``, ``lp_summary``: each token of the pair and its
 log-probability given the document and given the summary, which ``python -m conseq.report <output>`` colours).
-Other backends (conseq/scorers.py) are chosen with ``scorer=qags|factcc|rouge``: the row gains the scorer's name as
+Other backends (conseq/scoring/base.py) are chosen with ``scorer=qags|factcc|rouge``: the row gains the scorer's name as
 the value field (``qags``, ``factcc``, ``rouge``) and its details (``qags_questions``, ``factcc_label``, …);
 ``qa_pairs=false`` leaves the details out. The summary line names the scorer, its version and model ids. Rows are read
 as a stream and scored in chunks; each finished chunk is appended to ``<output>.partial`` and its position recorded

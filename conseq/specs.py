@@ -24,6 +24,14 @@ def _keyed(obj: Any) -> dict[str, Any]:
     return {k: v for k, v in asdict(obj).items() if k not in NOT_KEYED}
 
 
+def _qagen_keyed(train) -> dict[str, Any]:
+    # unanswerable_rate joined the recipe later: left out at 0, so models trained without it keep their keys.
+    keyed = _keyed(train)
+    if not keyed["unanswerable_rate"]:
+        del keyed["unanswerable_rate"]
+    return keyed
+
+
 def data(cfg: Config) -> Artifact:
     return artifact(cfg.paths.root, "data", prepare.summarization_spec(cfg.data))
 
@@ -141,7 +149,7 @@ def qagen(cfg: Config) -> Artifact | None:
         "stage": "qagen",
         "qa_data": qa_data(cfg).key,
         "model": base_model(cfg, cfg.qagen_model),
-        "train": _keyed(cfg.stages.qagen.resolved("qagen")),
+        "train": _qagen_keyed(cfg.stages.qagen.resolved("qagen")),
     }
     return artifact(cfg.paths.root, "qagen", spec)
 
@@ -209,7 +217,7 @@ def scores(cfg: Config) -> Artifact:
     # token_logprobs: the artifact stores QUALS values and pair counts only, so it changes nothing here (keying it
     # would retrain every contrastive model downstream for a knob that only adds evidence to conseq.score's rows).
     unkeyed = ("batch_size", "max_rows", "token_logprobs")
-    quals = {k: v for k, v in asdict(cfg.stages.score.quals).items() if k not in unkeyed}
+    quals = cfg.stages.score.quals.keyed(*unkeyed)
     spec = {"stage": "score", "candidates": candidates(cfg).key, "qagen": qagen_key, "quals": quals}
     return artifact(cfg.paths.root, "scores", spec)
 
@@ -271,10 +279,10 @@ def summarizer_identity(cfg: Config, name: str) -> str | dict[str, str]:
 def evaluation_settings(cfg: Config, rows: int) -> dict[str, Any]:
     """What every model's evaluation is keyed on besides the model (``rows``: the rows of the split evaluated)."""
     s = cfg.stages.evaluate
-    quals = {k: v for k, v in asdict(cfg.stages.score.quals).items() if k != "token_logprobs"}  # no QA pairs kept
+    quals = cfg.stages.score.quals.keyed("token_logprobs")  # no QA pairs kept
     extra = None
     if s.extra_scorers:
-        from conseq.scorers import extra_metrics_identity
+        from conseq.scoring.base import extra_metrics_identity
 
         extra = extra_metrics_identity(cfg, tuple(s.extra_scorers))
     return {
@@ -333,7 +341,7 @@ def qg(cfg: Config) -> Artifact | None:
         "qa_data": qa_data(cfg).key,
         "model": base_model(cfg, cfg.qg_model),
         "lengths": [cfg.qg_model.max_source_length, cfg.qg_model.max_target_length],
-        "train": _keyed(cfg.stages.qagen.resolved("qg")),
+        "train": _qagen_keyed(cfg.stages.qagen.resolved("qg")),
     }
     return artifact(cfg.paths.root, "qg", spec)
 

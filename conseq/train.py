@@ -33,6 +33,8 @@ STAGES = {
     # QAGS's QA model and the FactCC-style classifier (QAGS's question generator: stage=qagen stages.qagen.mode=qg)
     "qa": "conseq.stages.qa",
     "factcc": "conseq.stages.factcc",
+    # how far each scorer agrees with labels (the news world's oracle, or a human-labelled benchmark)
+    "metaeval": "conseq.stages.metaeval",
 }
 
 register()

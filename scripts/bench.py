@@ -70,7 +70,7 @@ from conseq.config import TrainConfig
 from conseq.data import batching
 from conseq.generation import diverse_beam_search
 from conseq.modeling import build_tiny_model, train_tokenizer
-from conseq.quals import pair_log_likelihoods
+from conseq.scoring.quals import pair_log_likelihoods
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "xsum" / "xsum_test_1000.jsonl"
@@ -393,8 +393,8 @@ def scorer_section(models_root: Path, rows_n: int) -> tuple[list[dict], dict]:
 
     from conseq import specs
     from conseq.data import prepare
-    from conseq.quals import QualsScorer
-    from conseq.scorers import build_scorer, project_config
+    from conseq.scoring.base import build_scorer, project_config
+    from conseq.scoring.quals import QualsScorer
 
     cfg = project_config(str(models_root))
     try:

@@ -99,7 +99,7 @@ def qagen_model_dir(tmp_path_factory) -> Path:
     import torch
 
     from conseq.modeling import build_tiny_model, train_tokenizer
-    from conseq.quals.scorer import save_qa_format
+    from conseq.scoring.quals.scorer import save_qa_format
 
     data = qa_examples(2000, seed=0)
     tokenizer = train_tokenizer(corpus() + [t for _, t in qa_examples(200, seed=1)], vocab_size=400)
@@ -123,4 +123,33 @@ def qagen_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     save_qa_format(path, qa_format="conseq")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nli_model_dir(tmp_path_factory):
+    """A tiny random RoBERTa NLI classifier (3 classes, MNLI's names) with a byte-level BPE tokenizer, saved."""
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    from conseq.modeling import train_tokenizer
+
+    tokenizer = train_tokenizer(corpus(), vocab_size=400)
+    labels = {0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=66,  # 64 tokens: RoBERTa's positions start after the padding index
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        type_vocab_size=1,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
+    path = tmp_path_factory.mktemp("nli_model")
+    RobertaForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
     return path

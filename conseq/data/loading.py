@@ -587,3 +587,171 @@ def _stream(records: Iterator[_Record], policy: _Policy, text_columns: tuple[str
         policy.stats.rows_kept += 1
         yield record.index, record.value
     policy.finish()
+
+
+# ------------------------------------------------------------------------------- labelled benchmarks
+# The SummaC / LLM-AggreFact layout (python -m conseq.metaeval): a document, a summary (or claim), a human label
+# (1 = consistent), optionally the dataset it belongs to, its cut (val/test), its origin and a continuous human score.
+
+BENCHMARK_COLUMNS = {"document": ("document", "doc"), "summary": ("summary", "claim")}
+# Cut names as the benchmarks spell them (SummaC: val/test; LLM-AggreFact's hub splits: dev/test).
+CUTS = {"val": "val", "validation": "val", "dev": "val", "test": "test"}
+_LABELS = {"1": 1, "0": 0, "true": 1, "false": 0}
+
+
+def _cut_of_name(name: str) -> tuple[str, str | None]:
+    """(dataset name, cut) of a file stem or hub split: ``xsumfaith_val`` → (xsumfaith, val); ``dev`` → ("", val)."""
+    lowered = name.lower()
+    if lowered in CUTS:
+        return "", CUTS[lowered]
+    for suffix, cut in CUTS.items():
+        for sep in ("_", "-", "."):
+            if lowered.endswith(sep + suffix):
+                return name[: -len(suffix) - 1], cut
+    return name, None
+
+
+def _label(row: dict) -> int:
+    if "label" not in row:
+        raise _BadRow("missing_column", f"missing (columns present: {', '.join(map(str, row))})", "label")
+    value = row["label"]
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float) and value in (0, 1):
+        return int(value)
+    if isinstance(value, str) and value.strip().lower() in _LABELS:
+        return _LABELS[value.strip().lower()]
+    raise _BadRow("bad_label", f"{value!r:.40}: expected 1 (consistent) or 0 (0/1, true/false or '0'/'1')", "label")
+
+
+def _cut(row: dict, default: str | None) -> str | None:
+    for column in ("cut", "split"):
+        if row.get(column) is not None:
+            value = row[column]
+            if not isinstance(value, str) or value.strip().lower() not in CUTS:
+                raise _BadRow("bad_cut", f"{value!r:.40}: expected val (validation, dev) or test", column)
+            return CUTS[value.strip().lower()]
+    return default
+
+
+def _human_score(row: dict, column: str | None) -> float | None:
+    """A number, a numeric string (CSV) or a list of numbers (their mean, e.g. per-annotator scores)."""
+    value = row.get(column) if column else None
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    values = value if isinstance(value, list) else [value]
+    try:
+        numbers = [float(v) for v in values if not isinstance(v, bool)]
+    except (TypeError, ValueError):
+        numbers = []
+    if not numbers or len(numbers) != len(values) or any(n != n for n in numbers):  # n != n: NaN
+        raise _BadRow("bad_human_score", f"{value!r:.40}: expected a number or a list of numbers", column)
+    return sum(numbers) / len(numbers)
+
+
+def _first_text(row: dict, names: tuple[str, ...]) -> str:
+    present = next((n for n in names if n in row), None)
+    if present is None:
+        what = f"missing (give {' or '.join(names)}; columns present: {', '.join(map(str, row))})"
+        raise _BadRow("missing_column", what, names[0])
+    return _text(row, present)
+
+
+def _benchmark_sources(source: str, hub_config: str | None, hub_splits: list[str] | None):
+    """(label, records, dataset name, cut) per file of a file or folder, or per split of a hub dataset."""
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+        if not files:
+            raise BadInputError(f"a folder without {', '.join(SUFFIXES)} files", file=source)
+        for file in files:
+            label, records = _read_records(str(file), None, None, "input")
+            yield (label, records, *_cut_of_name(file.stem))
+        return
+    hub_like = re.fullmatch(r"[\w.-]+/[\w.-]+", source) and path.suffix.lower() not in SUFFIXES
+    if path.exists() or not hub_like:
+        label, records = _read_records(source, None, None, "input")
+        yield (label, records, *_cut_of_name(path.stem))
+        return
+    import datasets
+
+    if hub_splits is None:  # every split of the hub dataset (LLM-AggreFact: dev and test)
+        try:
+            hub_splits = list(datasets.load_dataset(source, hub_config))
+        except Exception as e:  # network, unknown id/config: all mean "cannot read this input"
+            raise BadInputError(f"cannot load {_hub_label(source, hub_config, '*')}: {type(e).__name__}: {e}") from e
+    for split in hub_splits:
+        label, records = _read_records(None, source, hub_config, split)
+        yield label, records, source.split("/")[-1], _cut_of_name(split)[1]
+
+
+def load_benchmark(
+    source: str,
+    *,
+    on_bad_row: str = "skip",
+    human_score_column: str | None = "human_score",
+    hub_config: str | None = None,
+    hub_splits: list[str] | None = None,
+    max_rows: int | None = None,
+) -> tuple[list[dict], LoadStats]:
+    """Human-labelled (document, summary) rows in the SummaC / LLM-AggreFact layout, from a file, a folder of files
+    or a hub dataset id (every split, or ``hub_splits``).
+
+    Columns: ``document`` or ``doc``; ``summary`` or ``claim``; ``label`` (1 = consistent: 0/1, true/false, "0"/"1";
+    anything else is a bad row); optional ``dataset`` (default: the file's stem or the hub id's name), ``cut`` or
+    ``split`` (val, validation, dev or test; default: a file stem ending in ``_val``/``_test``…, or the hub split's
+    name; else none), ``origin``, ``id`` and a continuous human score in ``human_score_column`` (a number or a list
+    of numbers, averaged). Returns rows ``{"id", "dataset", "cut", "document", "summary", "label", "human_score",
+    "origin"}`` in input order; ``max_rows`` caps the rows kept per file or split. Bad rows as ``load_summarization``.
+    """
+    if on_bad_row not in ON_BAD_ROW:
+        raise ValueError(f"on_bad_row={on_bad_row!r}: choose one of {', '.join(ON_BAD_ROW)}")
+    rows: list[dict] = []
+    total = LoadStats()
+    for label, records, name, default_cut in _benchmark_sources(source, hub_config, hub_splits):
+        policy = _Policy(label, on_bad_row)
+        kept = 0
+        for record in records:
+            if max_rows is not None and kept >= max_rows:
+                break
+            policy.stats.rows_read += 1
+            try:
+                if isinstance(record.value, _BadRow):
+                    raise record.value
+                raw = record.value
+                _check_decoded(raw)
+                row = {
+                    "document": _first_text(raw, BENCHMARK_COLUMNS["document"]),
+                    "summary": _first_text(raw, BENCHMARK_COLUMNS["summary"]),
+                    "label": _label(raw),
+                    "cut": _cut(raw, default_cut),
+                    "human_score": _human_score(raw, human_score_column),
+                }
+                dataset = raw.get("dataset")
+                if dataset is not None and (not isinstance(dataset, str | int) or not str(dataset).strip()):
+                    raise _BadRow("bad_dataset", f"{dataset!r:.40}: expected a name", "dataset")
+            except _BadRow as bad:
+                policy.skip(record.where, bad)
+                continue
+            dataset = str(dataset).strip() if dataset is not None else (name or "benchmark")
+            row_id = raw.get("id")
+            origin = raw.get("origin")
+            row_id = str(row_id) if isinstance(row_id, str | int) and not isinstance(row_id, bool) else None
+            rows.append(
+                {
+                    "id": row_id or f"{dataset}-{record.index}",
+                    "dataset": dataset,
+                    **row,
+                    "origin": origin if isinstance(origin, str) else None,
+                }
+            )
+            kept += 1
+        policy.stats.rows_kept = kept
+        stats = policy.finish()
+        total.rows_read += stats.rows_read
+        total.rows_kept += stats.rows_kept
+        total.rows_skipped += stats.rows_skipped
+        for reason, count in stats.skipped_by_reason.items():
+            total.skipped_by_reason[reason] = total.skipped_by_reason.get(reason, 0) + count
+        total.first_skips += stats.first_skips[: _FIRST_SKIPS - len(total.first_skips)]
+    return rows, total

@@ -267,7 +267,7 @@ def _qagen_of(art: Artifact) -> str:
 
 def _rescore(location: str, quals: dict[str, Any], items: list[tuple], device: str | None) -> list:
     """QUALS of (row, label, summary, …) items with per-token log-probabilities kept."""
-    from conseq.quals.scorer import QualsScorer
+    from conseq.scoring.quals.scorer import QualsScorer
 
     scorer = QualsScorer.from_pretrained(location, device=device, **{**quals, "token_logprobs": True})
     return scorer.score([row["document"] for row, *_ in items], [summary for _, _, summary, *_ in items])

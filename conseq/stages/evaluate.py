@@ -27,7 +27,7 @@ from conseq.config import Config
 from conseq.data import batching, prepare
 from conseq.decoding import generate_texts
 from conseq.metrics import entity_metrics, load_ner, oracle_rates, roc_auc, rouge_scores
-from conseq.scorers import extra_metrics
+from conseq.scoring.base import extra_metrics
 from conseq.training import validation_nll
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def prepare_data(cfg: Config) -> Artifact:
 
 def quals_scores(cfg, qagen_path: str, documents, summaries, acc) -> list[float | None]:
     """QUALS of each (document, summary), each process scoring its share; every process gets all values."""
-    from conseq.quals.scorer import QualsScorer
+    from conseq.scoring.quals.scorer import QualsScorer
 
     scorer = QualsScorer.from_pretrained(qagen_path, **{**asdict(cfg.stages.score.quals), "token_logprobs": False})
     values = runtime.map_shards(

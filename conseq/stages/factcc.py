@@ -4,7 +4,7 @@
     python -m conseq.train stage=factcc factcc_model=bart_base data=xsum    # fine-tune a pretrained encoder
     python -m conseq.score scorer=factcc input=… output=…                   # score (document, summary) rows
 
-Claims come from the training split by FactCC's transformations (conseq/factcc.py: a document sentence is the
+Claims come from the training split by FactCC's transformations (conseq/scoring/factcc.py: a document sentence is the
 positive; entity / number / date / pronoun swaps and negation of it are the negatives); held-out pairs are made
 the same way from the validation split. The pairs are kept in the artifact (train_pairs.jsonl,
 validation_pairs.jsonl). Metrics: validation loss, accuracy and ROC AUC of P(consistent), and the accuracy per
@@ -26,8 +26,8 @@ from conseq import runtime, specs, training
 from conseq.artifacts import read_jsonl, run_dir, write_jsonl
 from conseq.config import Config
 from conseq.data import batching, prepare
-from conseq.factcc import LABELS, collate, encode, make_pairs, needs_references, parse
 from conseq.metrics import load_ner, roc_auc
+from conseq.scoring.factcc import LABELS, collate, encode, make_pairs, needs_references, parse
 
 log = logging.getLogger(__name__)
 

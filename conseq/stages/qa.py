@@ -26,7 +26,14 @@ from conseq import runtime, specs, training
 from conseq.artifacts import run_dir
 from conseq.config import Config
 from conseq.data import batching, prepare
-from conseq.extractive import ExtractiveQA, collate_windows, exact_match, make_windows, token_f1, training_examples
+from conseq.scoring.extractive import (
+    ExtractiveQA,
+    collate_windows,
+    exact_match,
+    make_windows,
+    token_f1,
+    training_examples,
+)
 
 log = logging.getLogger(__name__)
 

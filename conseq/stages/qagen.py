@@ -6,7 +6,7 @@
     python -m conseq.train stage=qagen stages.qagen.mode=qg                    # QAGS's question generator
 
 Mode qg trains the answer-conditioned question generator of QAGS instead ("answer<sep>passage" -> question,
-conseq.qags) on the same data and knobs, as its own artifact (specs.qg); its folder's conseq_qagen.json says
+conseq.scoring.qags) on the same data and knobs, as its own artifact (specs.qg); its folder's conseq_qagen.json says
 ``qa_format: qg`` and its metrics how often a held-out question is well-formed and how close to the gold one.
 
 Data: SQuAD-layout rows, one example per distinct answer (the original recipe); unanswerable rows are skipped
@@ -18,16 +18,17 @@ include how often the top-1 generated pair's answer occurs in a held-out passage
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import asdict
 
 from conseq import modeling, runtime, specs, training
 from conseq.artifacts import run_dir
 from conseq.config import Config
 from conseq.data import batching, loading, prepare
-from conseq.extractive import token_f1
-from conseq.qags import qg_source
-from conseq.quals.pairs import parse_conseq
-from conseq.quals.scorer import save_qa_format
+from conseq.scoring.extractive import token_f1, without_answer
+from conseq.scoring.qags import qg_source
+from conseq.scoring.quals.pairs import parse_conseq
+from conseq.scoring.quals.scorer import save_qa_format
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,8 @@ def run(cfg: Config) -> dict | None:
     sep_id = modeling.ensure_sep_token(model, tokenizer)
 
     # data
-    def encode(rows: list[dict]) -> batching.Encoded:
-        pairs = loading.qa_examples(rows)
+    def encode(rows: list[dict], extra: list[dict] = ()) -> batching.Encoded:
+        pairs = loading.qa_examples(rows) + list(extra)
         if qg:
             sources = [qg_source(p["answer"], p["context"]) for p in pairs]
             targets = [p["question"] for p in pairs]
@@ -94,7 +95,8 @@ def run(cfg: Config) -> dict | None:
 
     train_rows = prepare.read_split(qa_art, "train")
     val_rows = prepare.read_split(qa_art, "validation")
-    train, val = encode(train_rows), encode(val_rows)
+    unanswerable = [] if qg else unanswerable_examples(train_rows, s.unanswerable_rate, s.seed)
+    train, val = encode(train_rows, unanswerable), encode(val_rows)
     # A passage's pairs side by side (length buckets keep that order among equal lengths), so a batch holds few
     # distinct passages and SharedSourceSeq2Seq encodes each once.
     first: dict[tuple[int, ...], int] = {}
@@ -141,6 +143,7 @@ def run(cfg: Config) -> dict | None:
         "steps": result.steps,
         "resumed_from": result.resumed_from,
         "train_examples": len(examples),
+        "unanswerable_examples": len(unanswerable),
         "truncated_sources": train.truncated_sources,
         **{f"qa_data_{k}": v for k, v in qa_art.metrics().items()},
         **{f"val_{k}": v for k, v in result.best.items()},
@@ -161,6 +164,30 @@ def run(cfg: Config) -> dict | None:
     acc.wait_for_everyone()
     rt.close()
     return result
+
+
+def unanswerable_examples(rows: list[dict], rate: float, seed: int) -> list[dict]:
+    """SQuAD 2.0-style examples for QAGen: with probability ``rate`` per question, the question on its passage
+    without the sentences that hold its answer (``extractive.without_answer``), with an empty answer. Questions
+    whose answer cannot be cut out (nothing left, or it still occurs) are skipped."""
+    if not rate:
+        return []
+    rng = random.Random(seed)
+    out = []
+    for row in rows:
+        if rng.random() >= rate or not row["answers"]["text"]:
+            continue
+        reduced = without_answer(row["context"], row["answers"]["text"][0])
+        if reduced is not None:
+            out.append(
+                {
+                    "id": f"{row['id']}-unanswerable",
+                    "context": reduced,
+                    "question": row["question"].strip(),
+                    "answer": "",
+                }
+            )
+    return out
 
 
 def answer_check(model, tokenizer, passages: list[str], sep_id: int, max_source_length: int) -> dict[str, float]:

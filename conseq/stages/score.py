@@ -38,7 +38,7 @@ from conseq import runtime, specs
 from conseq.artifacts import item_store, read_jsonl, run_dir, write_jsonl
 from conseq.config import Config
 from conseq.metrics import roc_auc
-from conseq.quals.scorer import QualsScorer
+from conseq.scoring.quals.scorer import QualsScorer
 
 log = logging.getLogger(__name__)
 # QualsConfig knobs that change no value (speed and memory only; token_logprobs: the items hold no QA pairs);
@@ -54,7 +54,7 @@ def run(cfg: Config) -> dict | None:
         return runtime.emit_result("score", art.path, True, art.metrics())
     cand_art = specs.require(specs.candidates(cfg), "stage=generate", "candidate summaries")
     qagen_path, qagen_id = specs.qagen_location(cfg)
-    settings = {k: v for k, v in asdict(s.quals).items() if k not in NOT_VALUE}
+    settings = s.quals.keyed(*NOT_VALUE)
     rt = runtime.start(run_dir=run_dir(cfg.paths.root, f"score-{art.key}"), seed=cfg.seed)
     acc = rt.accelerator
     with acc.main_process_first():

@@ -86,7 +86,7 @@ def answering_qagen(upstream, tmp_path_factory) -> Path:
 
     from conseq.artifacts import read_jsonl
     from conseq.modeling import SEP_TOKEN, build_tiny_model
-    from conseq.quals.scorer import save_qa_format
+    from conseq.scoring.quals.scorer import save_qa_format
 
     tokenizer = AutoTokenizer.from_pretrained(next((upstream / "cache" / "mle").glob("*/tokenizer.json")).parent)
     rows = read_jsonl(next((upstream / "cache" / "data").glob("*/train.jsonl")))[:8]

@@ -1,6 +1,6 @@
 """QAGS's models and the FactCC classifier through the real entry points on the smoke news world: stage=qa,
 stage=factcc, stage=qagen in mode qg, the `python -m conseq.score scorer=…` round trips, and the evaluate hook
-``conseq.scorers.extra_metrics``."""
+``conseq.scoring.base.extra_metrics``."""
 
 from __future__ import annotations
 
@@ -165,7 +165,7 @@ def test_factcc_max_documents_makes_claims_from_the_first_documents_only(root, f
 
 
 def test_qg_mode_is_its_own_artifact_and_format(root, qg):
-    from conseq.quals.scorer import QualsScorer, read_qa_format
+    from conseq.scoring.quals.scorer import QualsScorer, read_qa_format
 
     assert qg["stage"] == "qagen" and qg["cache_hit"] is False
     path = Path(qg["artifact"])
@@ -291,7 +291,7 @@ def test_score_cli_default_stays_quals(tiny_model_dir, rows_file, tmp_path):
 
 
 def test_extra_metrics_for_evaluate(root, qa, qg, factcc):
-    from conseq.scorers import extra_metrics, extra_metrics_identity
+    from conseq.scoring.base import extra_metrics, extra_metrics_identity
 
     cfg = compose(*SMOKE, f"paths.root={root}")
     rows = read_jsonl(next((root / "cache" / "data").glob("*/validation.jsonl")))
@@ -311,3 +311,23 @@ def test_extra_metrics_for_evaluate(root, qa, qg, factcc):
     bare = compose(f"paths.root={root / 'empty'}")
     with pytest.raises(FileNotFoundError, match=r"stage=qagen stages\.qagen\.mode=qg"):
         extra_metrics(bare, ["d"], ["s"], scorers=("qags",))
+
+
+def test_unanswerable_rate_is_keyed_for_qagen_only(root):
+    from conseq import specs
+
+    cfg = compose(f"paths.root={root}")
+    grounded = compose(f"paths.root={root}", "stages.qagen.unanswerable_rate=0.3")
+    assert "unanswerable_rate" not in specs.qagen(cfg).spec["train"]  # models trained before the knob keep keys
+    assert specs.qagen(grounded).key != specs.qagen(cfg).key
+    assert specs.qg(grounded).key != specs.qg(cfg).key  # the generator starts from a different QAGen...
+    assert "unanswerable_rate" not in specs.qg(grounded).spec["train"]  # ...but does not use the knob itself
+    with pytest.raises(ValueError, match="unanswerable_rate"):
+        replace(cfg.stages.qagen, unanswerable_rate=1.5).resolved()
+
+
+def test_qagen_trains_on_unanswerable_questions(root):
+    result = run_stage(root, "stage=qagen", "stages.qagen.unanswerable_rate=0.5", *SMOKE, env=ENV)[0]
+    m = result["metrics"]
+    assert result["cache_hit"] is False and m["unanswerable_examples"] > 0
+    assert m["train_examples"] > m["unanswerable_examples"]

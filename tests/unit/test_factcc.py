@@ -8,7 +8,7 @@ import random
 import pytest
 from spacy.tokens import DocBin
 
-from conseq.factcc import (
+from conseq.scoring.factcc import (
     FACTCC_TRANSFORMATIONS,
     TRANSFORMATIONS,
     FactCCScorer,
@@ -164,8 +164,8 @@ def test_consistent_index_asks_when_unknown():
 def classifier_dir(tiny_model_dir, tmp_path_factory):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from conseq.factcc import LABELS
     from conseq.modeling import build_tiny_head_model
+    from conseq.scoring.factcc import LABELS
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = build_tiny_head_model(

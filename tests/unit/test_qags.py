@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from conseq.extractive import (
+from conseq.scoring.extractive import (
     ExtractiveQA,
     best_spans,
     make_windows,
@@ -18,7 +18,7 @@ from conseq.extractive import (
     training_examples,
     without_answer,
 )
-from conseq.qags import QagsScorer, answer_candidates, clean_questions, qg_source
+from conseq.scoring.qags import QagsScorer, answer_candidates, clean_questions, qg_source
 from tests.conftest import _NAMES, _ORGS, _PLACES, corpus
 
 # ------------------------------------------------------------------------------------ normalisation and F1
@@ -197,8 +197,8 @@ def qa_dir(tokenizer_dir, tmp_path_factory):
     """A tiny BART QA model trained for a few seconds to answer the four question types (or say none)."""
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from conseq.extractive import collate_windows
     from conseq.modeling import build_tiny_head_model
+    from conseq.scoring.extractive import collate_windows
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     rows = [(q, p, a) for p, asks in _passages(600, seed=0) for q, a in asks]
@@ -225,7 +225,7 @@ def qg_dir(tokenizer_dir, tmp_path_factory):
     from transformers import AutoTokenizer
 
     from conseq.modeling import build_tiny_model
-    from conseq.quals.scorer import save_qa_format
+    from conseq.scoring.quals.scorer import save_qa_format
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     rows = [(qg_source(a, p), q) for p, asks in _passages(600, seed=1) for q, a in asks if a]

@@ -9,7 +9,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from conseq.generation import diverse_beam_search
 from conseq.modeling import SEP_TOKEN
-from conseq.quals import (
+from conseq.scoring.quals import (
     QACandidate,
     QAFormat,
     QualsScorer,
@@ -21,7 +21,7 @@ from conseq.quals import (
     read_qa_format,
     save_qa_format,
 )
-from conseq.quals.scorer import _split_job
+from conseq.scoring.quals.scorer import _split_job
 
 
 @pytest.fixture(autouse=True)

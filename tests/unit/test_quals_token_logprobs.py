@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from conseq.quals import QualsScorer, pair_log_likelihoods
+from conseq.scoring.quals import QualsScorer, pair_log_likelihoods
 from tests.unit.test_quals import ROWS
 
 
@@ -55,3 +55,27 @@ def test_per_token_likelihoods_are_the_means_parts(qagen):
     for (mean, values), target in zip(both[0], targets, strict=True):
         assert target[0] == forced  # a leading forced BOS is not scored: one value per other token
         assert len(values) == len(target) - 1 and sum(values) / len(values) == pytest.approx(mean, abs=1e-6)
+
+
+def test_answer_span_compares_the_answer_tokens_alone(qagen):
+    model, tok = qagen
+    docs, sums = [d for d, _ in ROWS], [s for _, s in ROWS]
+    pair = QualsScorer(model, tok, num_groups=20, token_logprobs=True).score(docs, sums)
+    answer = QualsScorer(model, tok, num_groups=20, span="answer").score(docs, sums)
+    assert sum(len(r.qa_pairs) for r in answer) >= 10
+    for p, a in zip(pair, answer, strict=True):
+        assert [(q.question, q.answer) for q in p.qa_pairs] == [(q.question, q.answer) for q in a.qa_pairs]
+        for q, r in zip(p.qa_pairs, a.qa_pairs, strict=True):
+            n = len(q.tokens) - q.tokens.index("<sep>") - 1  # the answer's tokens and EOS
+            assert r.ll_source == pytest.approx(sum(q.lp_source[-n:]), abs=1e-5)
+            assert r.ll_summary == pytest.approx(sum(q.lp_summary[-n:]), abs=1e-5)
+        if a.qa_pairs:
+            assert a.quals == pytest.approx(sum(q.ll_source - q.ll_summary for q in a.qa_pairs) / len(a.qa_pairs))
+
+
+def test_answer_span_needs_separate_answers(qagen):
+    model, tok = qagen
+    with pytest.raises(ValueError, match="span must be one of"):
+        QualsScorer(model, tok, span="question")
+    with pytest.raises(ValueError, match="span='answer' needs"):
+        QualsScorer(model, tok, span="answer", summary_ll="beam")

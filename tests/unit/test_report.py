@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from conseq.artifacts import open_artifact
-from conseq.quals.scorer import QAPair
 from conseq.report import write_report
 from conseq.report.render import fmt, markdown_tables, svg_histogram
 from conseq.report.sections import kind_of
+from conseq.scoring.quals.scorer import QAPair
 from tests.browser import SORT_PROBE, check_sorted, fetches, render
 
 

@@ -14,9 +14,11 @@ project's default config trains under ``root``.
 | name   | value                                            | higher = | class                         |
 |--------|--------------------------------------------------|----------|-------------------------------|
 | quals  | mean LL(QA pair | document) − LL(QA pair | summary) | better   | QualsBackend (QualsScorer)    |
-| qags   | mean token F1 of answers on summary vs document   | better   | conseq.qags.QagsScorer        |
-| factcc | P(consistent | document, summary)                 | better   | conseq.factcc.FactCCScorer    |
+| qags   | mean token F1 of answers on summary vs document   | better   | conseq.scoring.qags.QagsScorer        |
+| factcc | P(consistent | document, summary)                 | better   | conseq.scoring.factcc.FactCCScorer    |
 | rouge  | ROUGE-L precision of the summary vs the document  | better   | RougeScorer                   |
+
+More (entity precision, any NLI classifier) live in conseq/scoring/, whose ``__init__`` names every scorer.
 
 ``extra_metrics`` is what the evaluate stage calls for QAGS and FactCC.
 """
@@ -129,7 +131,7 @@ class QualsBackend:
         cls, *, root: str, device: str | None = None, qagen: str | None = None, quals: Any = None
     ) -> QualsBackend:
         from conseq import specs
-        from conseq.quals.scorer import QualsScorer
+        from conseq.scoring.quals.scorer import QualsScorer
 
         qagen = qagen or specs.qagen_location(project_config(root))[0]
         knobs = asdict(quals) if is_dataclass(quals) else dict(quals or {})
@@ -188,22 +190,42 @@ EXTRA_SCORERS = ("qags", "factcc")
 SPEED_KNOBS = ("qg_batch_size", "qa_batch_size", "batch_size", "dtype")
 
 
-def build_scorer(cfg, name: str, *, device: str | None = None):
-    """The scorer ``name`` of a training config (``cfg.scorers[name]``, configs/scorer/<name>.yaml), its unset
-    model paths filled with this config's trained models (missing ones name the command that builds them)."""
+def instantiate_scorer(knobs: dict, **kwargs):
+    """``hydra.utils.instantiate(knobs, **kwargs)``, re-raising a user error of the scorer's factory (a missing model,
+    a bad knob) as itself: Hydra wraps every error of a ``_target_`` in its InstantiationException."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    from conseq.errors import user_message
+
+    try:
+        return instantiate(knobs, **kwargs, _convert_="all")
+    except InstantiationException as err:
+        if err.__cause__ is not None and user_message(err.__cause__) is not None:
+            raise err.__cause__ from None
+        raise
+
+
+def build_scorer(cfg, name: str, *, device: str | None = None):
+    """The scorer ``name`` of a training config (``cfg.scorers[name]``, configs/scorer/<name>.yaml), its unset
+    model paths filled with this config's trained models (missing ones name the command that builds them).
+    ``quals`` is this config's QUALS: its QAGen (``qagen=`` or stage=qagen's) with ``stages.score.quals``."""
     from conseq import specs
 
+    if name == "quals":
+        quals = {**asdict(cfg.stages.score.quals), "token_logprobs": False}  # the values evaluate computes
+        return QualsBackend.from_config(
+            root=cfg.paths.root, device=device, qagen=specs.qagen_location(cfg)[0], quals=quals
+        )
     if name not in cfg.scorers:
-        raise ValueError(f"no scorer {name!r} in this config (scorers: {', '.join(cfg.scorers) or 'none'})")
+        raise ValueError(f"no scorer {name!r} in this config (scorers: {', '.join(['quals', *cfg.scorers])})")
     knobs = dict(cfg.scorers[name])
     if name == "qags":
         knobs["qg"] = knobs.get("qg") or cfg.qg or specs.qg_location(cfg)[0]
         knobs["qa"] = knobs.get("qa") or cfg.qa or specs.qa_location(cfg)[0]
     elif name == "factcc":
         knobs["model"] = knobs.get("model") or specs.factcc_location(cfg)[0]
-    return instantiate(knobs, root=cfg.paths.root, device=device, _convert_="all")
+    return instantiate_scorer(knobs, root=cfg.paths.root, device=device)
 
 
 def extra_metrics_identity(cfg, scorers: tuple[str, ...] = EXTRA_SCORERS) -> dict[str, Any]:
@@ -213,7 +235,15 @@ def extra_metrics_identity(cfg, scorers: tuple[str, ...] = EXTRA_SCORERS) -> dic
 
     ids: dict[str, Any] = {}
     for name in scorers:
+        if name == "quals":  # build_scorer's QUALS: the QAGen and the value-changing stages.score.quals knobs
+            quals = cfg.stages.score.quals.keyed(*SPEED_KNOBS, "max_rows")
+            ids[name] = {"qagen": specs.qagen_location(cfg)[1], "quals": quals | {"token_logprobs": False}}
+            continue
+        if name not in cfg.scorers:
+            raise ValueError(f"no scorer {name!r} in this config (scorers: {', '.join(['quals', *cfg.scorers])})")
         knobs = {k: v for k, v in cfg.scorers[name].items() if k not in SPEED_KNOBS}
+        if name == "nli" and knobs.get("model"):
+            knobs["model"] = model_identity(knobs["model"])
         if name == "qags":
             knobs["qg"] = model_identity(knobs["qg"]) if knobs.get("qg") else specs.qg_location(cfg)[1]
             knobs["qa"] = model_identity(knobs["qa"]) if knobs.get("qa") else specs.qa_location(cfg)[1]

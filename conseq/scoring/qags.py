@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from conseq.extractive import ExtractiveQA, normalize_answer, token_f1
 from conseq.modeling import SEP_TOKEN
-from conseq.scorers import ScoreResult, ScorerInfo, check_inputs, project_config, split_on_oom
+from conseq.scoring.base import ScoreResult, ScorerInfo, check_inputs, project_config, split_on_oom
+from conseq.scoring.extractive import ExtractiveQA, normalize_answer, token_f1
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class QagsScorer:
         conseq_qagen.json says ``qa_format: qg``) and the QA model (folder or hub id), and the spaCy pipeline."""
         from conseq.metrics import load_ner
         from conseq.modeling import load_model
-        from conseq.quals.scorer import read_qa_format
+        from conseq.scoring.quals.scorer import read_qa_format
 
         fmt = read_qa_format(qg)
         if fmt is None or fmt.qa_format != "qg":

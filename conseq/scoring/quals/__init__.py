@@ -1,8 +1,8 @@
 """QUALS: QA-pair generation from a summary, the original's filter, likelihood scoring, the scorer API."""
 
-from conseq.quals.likelihood import pair_log_likelihoods
-from conseq.quals.pairs import QACandidate, filter_pairs, parse_conseq, parse_lmqg
-from conseq.quals.scorer import (
+from conseq.scoring.quals.likelihood import pair_log_likelihoods
+from conseq.scoring.quals.pairs import QACandidate, filter_pairs, parse_conseq, parse_lmqg
+from conseq.scoring.quals.scorer import (
     QAFormat,
     QAPair,
     QualsResult,

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from conseq.scorers import ScoreResult, ScorerInfo, check_inputs, project_config, split_on_oom
+from conseq.scoring.base import ScoreResult, ScorerInfo, check_inputs, project_config, split_on_oom
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,10 @@ Per summary (Nan et al., ACL 2021; the original's steps in reference/quals_conse
    divided by the length (``summary_ll="beam"``);
 5. QUALS = mean over pairs of (LL_src - LL_sum) (``aggregate="min"``: the minimum); no pair -> None.
 
+``span="answer"`` (not the paper's) compares the answer alone: LL is the summed log-probability of the answer's
+tokens and EOS after the question, so a pair whose answer the document does not support is not averaged with
+its question's tokens, which both sides predict alike.
+
 Work is shared wherever the result cannot change: identical summaries are decoded once, identical documents
 are encoded once (e.g. the 6 candidates of one document), and a document's pairs are scored against one
 encoder pass.
@@ -27,14 +31,17 @@ from tqdm.auto import tqdm
 
 from conseq.generation import diverse_beam_search
 from conseq.modeling import SEP_TOKEN, load_model
-from conseq.quals.likelihood import pair_log_likelihoods
-from conseq.quals.pairs import QACandidate, filter_pairs, parse_conseq, parse_lmqg
+from conseq.scoring.quals.likelihood import pair_log_likelihoods
+from conseq.scoring.quals.pairs import QACandidate, filter_pairs, parse_conseq, parse_lmqg
 
 log = logging.getLogger(__name__)
 
 QA_FORMAT_FILE = "conseq_qagen.json"
-# "qg": not a QAGen model but QAGS's question generator ("answer<sep>text" -> question, conseq.qags).
+# "qg": not a QAGen model but QAGS's question generator ("answer<sep>text" -> question, conseq.scoring.qags).
 QA_FORMATS = ("conseq", "lmqg", "qg")
+# What a pair's LL measures: "pair" (the paper) the mean log-probability of all its tokens (question, separator,
+# answer, EOS); "answer" the summed log-probability of its answer tokens and EOS, after the question.
+SPANS = ("pair", "answer")
 # lmqg's end-to-end QAG models (e.g. lmqg/t5-base-squad-qag) expect this task prefix.
 LMQG_INPUT_PREFIX = "generate question and answer: "
 
@@ -172,6 +179,7 @@ class QualsScorer:
         max_qas: int = 10,
         summary_ll: str = "rescore",
         aggregate: str = "mean",
+        span: str = "pair",
         max_source_length: int = 1024,
         max_summary_length: int = 256,
         batch_size: int = 8,
@@ -184,6 +192,8 @@ class QualsScorer:
             raise ValueError(f"summary_ll must be 'rescore' or 'beam', got {summary_ll!r}")
         if aggregate not in ("mean", "min"):
             raise ValueError(f"aggregate must be 'mean' or 'min', got {aggregate!r}")
+        if span not in SPANS:
+            raise ValueError(f"span must be one of {SPANS}, got {span!r}")
         if qa_format is None:
             if SEP_TOKEN not in tokenizer.get_vocab():
                 raise ValueError(f"the tokenizer has no {SEP_TOKEN} token: pass qa_format='conseq' or 'lmqg'")
@@ -198,6 +208,8 @@ class QualsScorer:
             raise ValueError("this is QAGS's question generator (qa_format 'qg'), not a QAGen model for QUALS")
         if fmt.qa_format == "lmqg" and summary_ll == "beam":
             raise ValueError("summary_ll='beam' needs one QA pair per sequence; the lmqg format has several")
+        if span == "answer" and (fmt.qa_format != "conseq" or summary_ll != "rescore"):
+            raise ValueError("span='answer' needs the conseq QA format (question<sep>answer) and summary_ll='rescore'")
         self.qa_format = fmt
         self.sep_id = None
         if fmt.qa_format == "conseq":
@@ -216,7 +228,7 @@ class QualsScorer:
             min_new_tokens=min_new_tokens,
             max_new_tokens=max_new_tokens,
         )
-        self.max_qas, self.summary_ll, self.aggregate = max_qas, summary_ll, aggregate
+        self.max_qas, self.summary_ll, self.aggregate, self.span = max_qas, summary_ll, aggregate, span
         self.token_logprobs = token_logprobs
         # A model's position table bounds what it can read (the tiny QAGen has 512 positions, bart-large 1024):
         # longer limits are cut to it, so long documents are truncated (and counted), never an index error.
@@ -253,6 +265,7 @@ class QualsScorer:
         max_qas: int = 10,
         summary_ll: str = "rescore",
         aggregate: str = "mean",
+        span: str = "pair",
         max_source_length: int = 1024,
         max_summary_length: int = 256,
         batch_size: int = 8,
@@ -279,6 +292,7 @@ class QualsScorer:
             max_qas=max_qas,
             summary_ll=summary_ll,
             aggregate=aggregate,
+            span=span,
             max_source_length=max_source_length,
             max_summary_length=max_summary_length,
             batch_size=batch_size,
@@ -341,7 +355,8 @@ class QualsScorer:
         # 3. LL given the summary. The search already computed the model's log-probability of every token it
         # chose, given this summary: teacher forcing the same ids would only repeat it (to float rounding;
         # ~7% of the scorer's time). Pairs whose ids were re-tokenized (lmqg) are teacher-forced.
-        per_token = self.token_logprobs
+        # span="answer" reads the answer's tokens, so it needs every token's log-probability on both sides.
+        per_token = self.token_logprobs or self.span == "answer"
         redo = [[c.token_ids for c in k] if any(c.model_ll is None for c in k) else [] for k in kept]
         forced = self._log_likelihoods(sum_ids, redo, per_token) if self.summary_ll == "rescore" or per_token else None
         if self.summary_ll == "rescore":
@@ -373,7 +388,13 @@ class QualsScorer:
                 QAPair(c.question, c.answer, ll_src[d][doc_targets[d][tuple(c.token_ids)]], ll_sum[s][j])
                 for j, c in enumerate(kept[s])
             ]
-            if per_token and return_qa_pairs:
+            if self.span == "answer":
+                for j, (c, pair) in enumerate(zip(kept[s], pairs, strict=True)):
+                    # The scored tokens end with the answer and EOS (a forced BOS in front is not scored).
+                    n = len(c.token_ids) - c.token_ids.index(self.sep_id) - 1
+                    pair.ll_source = sum(lp_src[d][doc_targets[d][tuple(c.token_ids)]][-n:])
+                    pair.ll_summary = sum(lp_sum[s][j][-n:])
+            if self.token_logprobs and return_qa_pairs:
                 for j, (c, pair) in enumerate(zip(kept[s], pairs, strict=True)):
                     pair.tokens = self._tokens(c.token_ids)
                     pair.lp_source = lp_src[d][doc_targets[d][tuple(c.token_ids)]]
@@ -413,7 +434,7 @@ class QualsScorer:
         offset = 1 if self.model.generation_config.forced_bos_token_id is not None else 0
         sequences, scores, lengths = res.sequences.cpu(), res.penalized_scores.cpu(), res.lengths.cpu()
         model_lls = (res.token_logprobs.sum(-1).cpu() / res.lengths.clamp(min=1).cpu()).tolist()
-        token_lps = res.token_logprobs.cpu() if self.token_logprobs else None
+        token_lps = res.token_logprobs.cpu() if self.token_logprobs or self.span == "answer" else None
         out = []
         for row in range(len(batch)):
             cands = []
