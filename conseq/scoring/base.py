@@ -75,7 +75,7 @@ def project_config(root: str):
     from conseq.config import register
 
     register()
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[2] / "configs"
     # Inside a Hydra app (conseq.score) Hydra is initialised already: compose beside it, then put it back.
     outer = get_gh_backup()
     GlobalHydra.instance().clear()

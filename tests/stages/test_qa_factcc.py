@@ -316,12 +316,15 @@ def test_extra_metrics_for_evaluate(root, qa, qg, factcc):
 def test_unanswerable_rate_is_keyed_for_qagen_only(root):
     from conseq import specs
 
-    cfg = compose(f"paths.root={root}")
-    grounded = compose(f"paths.root={root}", "stages.qagen.unanswerable_rate=0.3")
+    cfg = compose(f"paths.root={root}", "stages.qagen.unanswerable_rate=0")
+    grounded = compose(f"paths.root={root}")  # the tiny recipe's 0.3
+    assert grounded.stages.qagen.unanswerable_rate == 0.3
     assert "unanswerable_rate" not in specs.qagen(cfg).spec["train"]  # models trained before the knob keep keys
     assert specs.qagen(grounded).key != specs.qagen(cfg).key
-    assert specs.qg(grounded).key != specs.qg(cfg).key  # the generator starts from a different QAGen...
-    assert "unanswerable_rate" not in specs.qg(grounded).spec["train"]  # ...but does not use the knob itself
+    assert specs.qg(grounded).key == specs.qg(cfg).key  # QAGS's generator ignores the knob...
+    assert "unanswerable_rate" not in specs.qg(grounded).spec["train"]
+    from_qagen = [compose(f"paths.root={root}", *FROM_QAGEN, *o) for o in ((), ("stages.qagen.unanswerable_rate=0",))]
+    assert specs.qg(from_qagen[0]).key != specs.qg(from_qagen[1]).key  # ...but a start from QAGen is keyed on it
     with pytest.raises(ValueError, match="unanswerable_rate"):
         replace(cfg.stages.qagen, unanswerable_rate=1.5).resolved()
 
