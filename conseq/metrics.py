@@ -80,7 +80,7 @@ def load_ner(model_name: str):
         ) from e
 
 
-def _entities(nlp, texts: list[str], batch_size: int) -> list[list[str]]:
+def counted_entities(nlp, texts: list[str], batch_size: int) -> list[list[str]]:
     """Entity texts of the counted types, per text; runs only the pipes that NER needs."""
     needed = {"ner", "entity_ruler"}
     for name, pipe in nlp.pipeline:
@@ -111,8 +111,8 @@ def entity_counts(
     # Texts are stripped as the original read them from line files.
     hyps = [p.strip() for p in predictions]
     refs = [r.strip() for r in references]
-    hyp_ents = _entities(nlp, hyps, batch_size)
-    ref_ents = _entities(nlp, refs, batch_size)
+    hyp_ents = counted_entities(nlp, hyps, batch_size)
+    ref_ents = counted_entities(nlp, refs, batch_size)
     counts = []
     for hyp, src, ref, h_ents, r_ents in zip(hyps, sources, refs, hyp_ents, ref_ents, strict=True):
         src = src.strip()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conseq.metrics import ENTITY_TYPES, _entities, entity_match, load_ner
+from conseq.metrics import ENTITY_TYPES, counted_entities, entity_match, load_ner
 from conseq.scoring.base import ScoreResult, ScorerInfo, check_inputs
 
 MATCHES = {"level2": "entity", "strict": "entity_strict"}
@@ -70,7 +70,7 @@ class EntityScorer:
     def score(self, documents: list[str], summaries: list[str], *, details: bool = True) -> list[ScoreResult]:
         check_inputs(documents, summaries)
         matches = entity_match if self.match == "level2" else strict_match
-        found_all = _entities(self.nlp, [s.strip() for s in summaries], self.batch_size)
+        found_all = counted_entities(self.nlp, [s.strip() for s in summaries], self.batch_size)
         results = []
         for document, entities in zip(documents, found_all, strict=True):
             source = document.strip()
