@@ -90,6 +90,19 @@ def is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or (isinstance(err, RuntimeError) and "out of memory" in str(err))
 
 
+def load_classifier(name_or_path: str, *, device: str | None = None, dtype: str | torch.dtype | None = None):
+    """(model, tokenizer) of a sequence classifier (folder or hub id) on ``device`` (default cuda when available),
+    cast to ``dtype``: the FactCC and NLI scorers' checkpoints."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(name_or_path)
+    model.to(
+        device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        dtype=getattr(torch, dtype) if isinstance(dtype, str) else dtype,
+    )
+    return model, AutoTokenizer.from_pretrained(name_or_path)
+
+
 def split_on_oom(fn, items: list, stats=None) -> list:
     """``fn(items)`` (a list in, a list of per-item results out); on out-of-memory, retried on halves,
     recursively, down to single items. ``stats["oom_splits"]`` counts the splits."""

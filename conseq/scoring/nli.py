@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from conseq.scoring.base import ScoreResult, ScorerInfo, check_inputs, split_on_oom
+from conseq.scoring.base import ScoreResult, ScorerInfo, check_inputs, load_classifier, split_on_oom
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +122,7 @@ class NLIScorer:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, device: str | None = None, dtype: str | None = None, **kwargs):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        model = AutoModelForSequenceClassification.from_pretrained(name_or_path)
-        model.to(
-            device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
-            dtype=getattr(torch, dtype) if isinstance(dtype, str) else dtype,
-        )
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model, tokenizer = load_classifier(name_or_path, device=device, dtype=dtype)
         return cls(model, tokenizer, model_ids={"classifier": str(name_or_path)}, **kwargs)
 
     @classmethod
