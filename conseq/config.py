@@ -314,6 +314,9 @@ class ContrastiveStageConfig(TrainConfig):
     # Which partition to train on: quals | rouge | random | oracle, and its positives: reference | best_candidate.
     partition_scorer: str = "quals"
     partition_positive: str = "reference"
+    # That partition's negative cut (stages.partition.negative_ratio; null = the partition config's own), e.g. for
+    # a scorer that cannot rank references (rouge), so that it keeps as many pairs as the others.
+    partition_negative_ratio: float | None = None
     # A further round (ours): start from this variant's model and train on pairs chosen among the candidates
     # that model writes (generate, score and partition rerun with stages.generate.model=<round_from>).
     round_from: str | None = None

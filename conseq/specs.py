@@ -222,10 +222,17 @@ def scores(cfg: Config) -> Artifact:
     return artifact(cfg.paths.root, "scores", spec)
 
 
-def partition(cfg: Config, scorer: str | None = None, positive: str | None = None) -> Artifact:
+def partition(
+    cfg: Config, scorer: str | None = None, positive: str | None = None, negative_ratio: float | None = None
+) -> Artifact:
     from dataclasses import replace
 
-    p = replace(cfg.stages.partition, positive=positive or cfg.stages.partition.positive)
+    p = cfg.stages.partition
+    p = replace(
+        p,
+        positive=positive or p.positive,
+        negative_ratio=p.negative_ratio if negative_ratio is None else negative_ratio,
+    )
     scorer = scorer or p.scorer
     upstream = scores(cfg).key if scorer == "quals" else candidates(cfg).key
     knobs = {k: v for k, v in asdict(p).items() if k not in ("scorer", "examples")}
@@ -237,18 +244,25 @@ def partition(cfg: Config, scorer: str | None = None, positive: str | None = Non
     return artifact(cfg.paths.root, "partition", spec)
 
 
+def selection(c) -> tuple[str, str, float | None]:
+    """The partition a contrastive config trains on: (scorer, positives, negative ratio or None)."""
+    return c.partition_scorer, c.partition_positive, c.partition_negative_ratio
+
+
 def contrastive(cfg: Config, variant: str | None = None) -> Artifact:
     c = cfg.stages.contrastive.resolved(variant)
     spec = {
         "stage": "contrastive",
         "mle": start_model(cfg, c).key,
-        "partition": partition(round_config(cfg, c), c.partition_scorer, c.partition_positive).key,
+        "partition": partition(round_config(cfg, c), *selection(c)).key,
         "lengths": [cfg.model.max_source_length, cfg.model.max_target_length],
         # The variant's name is a label only: two names with the same knobs are the same model.
         "train": {
             k: v
             for k, v in _keyed(c).items()
-            if k != "variant" and (k, v) not in (("partition_positive", "reference"), ("round_from", None))
+            if k != "variant"
+            and (k, v)
+            not in (("partition_positive", "reference"), ("partition_negative_ratio", None), ("round_from", None))
         },
     }
     return artifact(cfg.paths.root, "contrastive", spec)
@@ -432,7 +446,7 @@ def pipeline_plan(cfg: Config) -> PipelinePlan:
         if name not in left_out:
             add(name)
     first = [contrastive.resolved(v) for v in ordered if not contrastive.resolved(v).round_from]
-    partitions = list(dict.fromkeys((c.partition_scorer, c.partition_positive) for c in first))
+    partitions = list(dict.fromkeys(selection(c) for c in first))
     ceiling = cfg.stages.pipeline.ceiling and world
     models = list(cfg.stages.evaluate.models) or ["mle", *(["mle_clean"] if ceiling else []), *ordered]
     return PipelinePlan(ordered, partitions, ceiling, models, left_out)

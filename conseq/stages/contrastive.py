@@ -51,10 +51,12 @@ def run(cfg: Config) -> dict | None:
         return runtime.emit_result("contrastive", art.path, True, art.metrics())
     start = f"stage=contrastive stages.contrastive.variant={c.round_from}" if c.round_from else "stage=mle"
     mle_art = specs.require(specs.start_model(cfg, c), start, f"{c.round_from or 'MLE'} model")
-    scorer, positive = c.partition_scorer, c.partition_positive
+    scorer, positive, negative_ratio = specs.selection(c)
     upstream = f" stages.generate.model={c.round_from}" if c.round_from else ""
+    if negative_ratio is not None:
+        upstream += f" stages.partition.negative_ratio={negative_ratio}"
     part_art = specs.require(
-        specs.partition(specs.round_config(cfg, c), scorer, positive),
+        specs.partition(specs.round_config(cfg, c), scorer, positive, negative_ratio),
         f"stage=partition stages.partition.scorer={scorer} stages.partition.positive={positive}{upstream}",
         f"{scorer} partition ({positive} positives)",
     )

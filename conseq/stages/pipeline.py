@@ -40,7 +40,7 @@ def run(cfg: Config) -> dict | None:
     plan += _selection(cfg, planned.partitions)
     for variant, c in resolved.items():
         if c.round_from:  # a later round: candidates of the round_from model, scored and partitioned anew
-            plan += _selection(specs.round_config(cfg, c), [(c.partition_scorer, c.partition_positive)])
+            plan += _selection(specs.round_config(cfg, c), [specs.selection(c)])
         plan.append(("contrastive", _with(cfg, contrastive=replace(cfg.stages.contrastive, variant=variant))))
     # QAGS's question generator and QA model, the FactCC classifier: trained unless given as checkpoints.
     extra = cfg.stages.evaluate.extra_scorers
@@ -83,12 +83,14 @@ def _starts_from_pretrain(cfg: Config) -> bool:
 
 
 def _selection(cfg: Config, partitions) -> list[tuple[str, Config]]:
-    """generate, score (where a partition ranks by QUALS) and each (scorer, positives) partition of ``cfg``."""
-    plan = [("generate", cfg)] + ([("score", cfg)] if any(scorer == "quals" for scorer, _ in partitions) else [])
-    for scorer, positive in partitions:
-        plan.append(
-            ("partition", _with(cfg, partition=replace(cfg.stages.partition, scorer=scorer, positive=positive)))
-        )
+    """generate, score (where a partition ranks by QUALS) and each (scorer, positives, negative ratio) partition
+    of ``cfg`` (specs.selection)."""
+    plan = [("generate", cfg)] + ([("score", cfg)] if any(scorer == "quals" for scorer, *_ in partitions) else [])
+    for scorer, positive, negative_ratio in partitions:
+        p = replace(cfg.stages.partition, scorer=scorer, positive=positive)
+        if negative_ratio is not None:
+            p = replace(p, negative_ratio=negative_ratio)
+        plan.append(("partition", _with(cfg, partition=p)))
     return plan
 
 

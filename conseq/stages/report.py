@@ -95,9 +95,9 @@ def products(cfg: Config) -> dict[str, tuple[Artifact | None, str]]:
     planned = specs.pipeline_plan(cfg)
     partitions, models = planned.partitions, planned.models
     found: dict[str, tuple[Artifact | None, str]] = {}
-    if any(scorer == "quals" for scorer, _ in partitions):
+    if any(scorer == "quals" for scorer, *_ in partitions):
         found["QUALS scores"] = (specs.scores(cfg), "python -m conseq.train stage=score")
-    for scorer, positive in partitions:
+    for scorer, positive, negative_ratio in partitions:
         name, command = (
             f"partition ({scorer})",
             f"python -m conseq.train stage=partition stages.partition.scorer={scorer}",
@@ -107,7 +107,10 @@ def products(cfg: Config) -> dict[str, tuple[Artifact | None, str]]:
                 f"partition ({scorer}, positive={positive})",
                 f"{command} stages.partition.positive={positive}",
             )
-        found[name] = (specs.partition(cfg, scorer, positive), command)
+        if negative_ratio is not None:
+            name = f"{name[:-1]}, negative_ratio={negative_ratio})"
+            command = f"{command} stages.partition.negative_ratio={negative_ratio}"
+        found[name] = (specs.partition(cfg, scorer, positive, negative_ratio), command)
     command = f"python -m conseq.train stage=evaluate 'stages.evaluate.models=[{','.join(models)}]'"
     try:
         found["evaluation"] = (specs.evaluation(cfg, models), command)

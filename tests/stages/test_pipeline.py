@@ -208,3 +208,30 @@ def test_second_round_and_on_policy_variants(root, pipeline, smoke):
     assert generators == starts, "round 2's candidates come from the model it starts from"
     on_policy = [x for x in lines if x["stage"] == "partition" and x["metrics"].get("positive") == "best_candidate"]
     assert on_policy and on_policy[0]["metrics"]["candidate_positives"] >= 0
+
+
+def test_a_variant_with_its_own_negative_ratio_trains_on_its_own_partition():
+    from conseq import specs
+    from tests.stages.test_pretrain import compose
+
+    cfg = compose()
+    rouge = specs.contrastive(cfg, "conseq_rouge").spec["partition"]
+    assert rouge == specs.partition(cfg, "rouge", "reference", 0.3).key
+    assert rouge != specs.partition(cfg, "rouge", "reference").key  # the partition config's own cut
+    # Variants that leave the knob unset keep their keys and their partition.
+    assert "partition_negative_ratio" not in specs.contrastive(cfg, "conseq").spec["train"]
+    assert specs.contrastive(cfg, "conseq").spec["partition"] == specs.partition(cfg, "quals").key
+    assert ("rouge", "reference", 0.3) in specs.pipeline_plan(cfg).partitions
+
+
+@pytest.mark.slow
+def test_rouge_variant_cuts_its_negatives_to_its_own_ratio(pipeline):
+    _, proc = pipeline
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    rouge = [x["metrics"] for x in lines if x["stage"] == "partition" and x["metrics"]["scorer"] == "rouge"]
+    assert len(rouge) == 1
+    # conseq_rouge's 0.3 (configs/stages/contrastive/tiny.yaml), not the smoke partition's 0.6.
+    m = rouge[0]
+    assert m["negative_cut"] == min(round(0.3 * m["documents"]), m["negative_eligible"])
+    assert m["negative_eligible"] > round(0.3 * m["documents"])  # else both ratios would cut alike
+    assert 0 < m["pairs"] <= m["negative_cut"]
