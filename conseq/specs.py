@@ -222,18 +222,36 @@ def scores(cfg: Config) -> Artifact:
     return artifact(cfg.paths.root, "scores", spec)
 
 
-def partition(
+def partition_config(
     cfg: Config, scorer: str | None = None, positive: str | None = None, negative_ratio: float | None = None
-) -> Artifact:
+):
+    """``stages.partition`` with a contrastive variant's selection (``selection``) applied; None keeps its value."""
     from dataclasses import replace
 
     p = cfg.stages.partition
-    p = replace(
+    return replace(
         p,
+        scorer=scorer or p.scorer,
         positive=positive or p.positive,
         negative_ratio=p.negative_ratio if negative_ratio is None else negative_ratio,
     )
-    scorer = scorer or p.scorer
+
+
+def partition_overrides(scorer: str, positive: str, negative_ratio: float | None) -> str:
+    """The command-line overrides that build the partition of ``selection`` with stage=partition."""
+    overrides = f"stages.partition.scorer={scorer}"
+    if positive != "reference":
+        overrides += f" stages.partition.positive={positive}"
+    if negative_ratio is not None:
+        overrides += f" stages.partition.negative_ratio={negative_ratio}"
+    return overrides
+
+
+def partition(
+    cfg: Config, scorer: str | None = None, positive: str | None = None, negative_ratio: float | None = None
+) -> Artifact:
+    p = partition_config(cfg, scorer, positive, negative_ratio)
+    scorer = p.scorer
     upstream = scores(cfg).key if scorer == "quals" else candidates(cfg).key
     knobs = {k: v for k, v in asdict(p).items() if k not in ("scorer", "examples")}
     if knobs["positive"] == "reference":  # the original's positives: keys made before the knob stay valid

@@ -53,11 +53,9 @@ def run(cfg: Config) -> dict | None:
     mle_art = specs.require(specs.start_model(cfg, c), start, f"{c.round_from or 'MLE'} model")
     scorer, positive, negative_ratio = specs.selection(c)
     upstream = f" stages.generate.model={c.round_from}" if c.round_from else ""
-    if negative_ratio is not None:
-        upstream += f" stages.partition.negative_ratio={negative_ratio}"
     part_art = specs.require(
         specs.partition(specs.round_config(cfg, c), scorer, positive, negative_ratio),
-        f"stage=partition stages.partition.scorer={scorer} stages.partition.positive={positive}{upstream}",
+        f"stage=partition {specs.partition_overrides(scorer, positive, negative_ratio)}{upstream}",
         f"{scorer} partition ({positive} positives)",
     )
     rt = runtime.start(

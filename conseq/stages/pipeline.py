@@ -86,12 +86,7 @@ def _selection(cfg: Config, partitions) -> list[tuple[str, Config]]:
     """generate, score (where a partition ranks by QUALS) and each (scorer, positives, negative ratio) partition
     of ``cfg`` (specs.selection)."""
     plan = [("generate", cfg)] + ([("score", cfg)] if any(scorer == "quals" for scorer, *_ in partitions) else [])
-    for scorer, positive, negative_ratio in partitions:
-        p = replace(cfg.stages.partition, scorer=scorer, positive=positive)
-        if negative_ratio is not None:
-            p = replace(p, negative_ratio=negative_ratio)
-        plan.append(("partition", _with(cfg, partition=p)))
-    return plan
+    return plan + [("partition", _with(cfg, partition=specs.partition_config(cfg, *s))) for s in partitions]
 
 
 def _with(cfg: Config, **stages) -> Config:

@@ -98,18 +98,12 @@ def products(cfg: Config) -> dict[str, tuple[Artifact | None, str]]:
     if any(scorer == "quals" for scorer, *_ in partitions):
         found["QUALS scores"] = (specs.scores(cfg), "python -m conseq.train stage=score")
     for scorer, positive, negative_ratio in partitions:
-        name, command = (
-            f"partition ({scorer})",
-            f"python -m conseq.train stage=partition stages.partition.scorer={scorer}",
+        knobs = [f"positive={positive}"] * (positive != "reference")
+        knobs += [f"negative_ratio={negative_ratio}"] * (negative_ratio is not None)
+        name = f"partition ({', '.join([scorer, *knobs])})"
+        command = (
+            f"python -m conseq.train stage=partition {specs.partition_overrides(scorer, positive, negative_ratio)}"
         )
-        if positive != "reference":
-            name, command = (
-                f"partition ({scorer}, positive={positive})",
-                f"{command} stages.partition.positive={positive}",
-            )
-        if negative_ratio is not None:
-            name = f"{name[:-1]}, negative_ratio={negative_ratio})"
-            command = f"{command} stages.partition.negative_ratio={negative_ratio}"
         found[name] = (specs.partition(cfg, scorer, positive, negative_ratio), command)
     command = f"python -m conseq.train stage=evaluate 'stages.evaluate.models=[{','.join(models)}]'"
     try:
