@@ -24,6 +24,20 @@ ENV = {"OMP_NUM_THREADS": "1"}
 MODEL_KINDS = ("data", "pretrain", "tokenizer", "mle", "qa_data", "qagen")
 
 
+def compose(*overrides: str):
+    """The training config, composed in-process as the entry point composes it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from conseq.config import register
+    from conseq.train import to_config
+
+    register()
+    configs = str(Path(__file__).resolve().parents[2] / "configs")
+    with initialize_config_dir(config_dir=configs, version_base="1.3"):
+        return to_config(hydra_compose("config", overrides=list(overrides)))
+
+
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory) -> Path:
     """A root holding the smoke MLE model (and its data and the pretrained model it starts from)."""

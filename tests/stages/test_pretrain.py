@@ -13,22 +13,14 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from tests.conftest import corpus, run_stage
 from tests.stages.conftest import ENV, kill_when
+from tests.stages.conftest import compose as compose_config
 
 SMOKE = ("stage=pretrain", "debug=smoke")
 
 
 def compose(*overrides: str):
-    """The training config, composed in-process as the entry point composes it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from conseq.config import register
-    from conseq.train import to_config
-
-    register()
-    configs = str(Path(__file__).resolve().parents[2] / "configs")
-    with initialize_config_dir(config_dir=configs, version_base="1.3"):
-        return to_config(hydra_compose("config", overrides=["paths.root=/nonexistent", *overrides]))
+    """The training config with a root that holds nothing: these tests read keys, never artifacts."""
+    return compose_config("paths.root=/nonexistent", *overrides)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from conseq.artifacts import read_jsonl
 from tests.conftest import run_stage
-from tests.stages.conftest import ENV, SMOKE
+from tests.stages.conftest import ENV, SMOKE, compose
 
 # QAGS's two models from QAGen's weights (their default start is the pretrained model, warm_start=pretrain).
 FROM_QAGEN = ("qg_model.warm_start=qagen", "qa_model.warm_start=qagen")
@@ -47,20 +47,6 @@ def factcc(root, qa) -> dict:  # after qa: the data and tokenizer are built once
 @pytest.fixture(scope="module")
 def qg(root, qagen) -> dict:
     return run_stage(root, "stage=qagen", "stages.qagen.mode=qg", *SMOKE, env=ENV)[0]
-
-
-def compose(*overrides: str):
-    """The training config, composed in-process as the entry point composes it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from conseq.config import register
-    from conseq.train import to_config
-
-    register()
-    configs = str(Path(__file__).resolve().parents[2] / "configs")
-    with initialize_config_dir(config_dir=configs, version_base="1.3"):
-        return to_config(hydra_compose("config", overrides=list(overrides)))
 
 
 def score_here(*overrides: str) -> tuple[dict, list[dict]]:
