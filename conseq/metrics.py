@@ -9,6 +9,7 @@ lenient substring matching. The original used ``en_core_web_lg``; conseq's defau
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -65,6 +66,9 @@ def entity_match(entity_text: str, other_text: str) -> bool:
     )
 
 
+# Once per process: evaluate tags every model's summaries with it, and a load took longer than tagging 200 of them.
+# Callers only run it (select_pipes restores the pipeline), so one shared instance is safe.
+@functools.cache
 def load_ner(model_name: str):
     """Load a spaCy pipeline for the entity metrics; a missing one raises an error naming its pip package."""
     import spacy

@@ -12,7 +12,6 @@ world their oracle rate, which is the noise rate, and how well QUALS separates n
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from dataclasses import asdict
@@ -255,15 +254,10 @@ def evaluate_one(cfg, rt, art: Artifact, location: str | None, rows, with_oracle
         metrics.update(quals_metrics(quals_values, records, reference_rows))
     metrics.update(extra)
     if s.entities:
-        metrics.update(entity_metrics(predictions, documents, references, _ner(s.ner_model)))
+        metrics.update(entity_metrics(predictions, documents, references, load_ner(s.ner_model)))
     write_jsonl(out / "predictions.jsonl", records)
     art.finish(metrics)
     acc.wait_for_everyone()
-
-
-# One spaCy pipeline per process for every evaluated model: loading it took longer than tagging a model's 200
-# summaries. Only evaluate's entity metrics use it, read-only.
-_ner = functools.cache(load_ner)
 
 
 def prepare_data(cfg: Config) -> Artifact:
